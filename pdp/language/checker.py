@@ -1,0 +1,459 @@
+"""Static checks over a parsed policy set (AST -> check step of the flow).
+
+Finds every problem it can before anything runs: unknown names and functions (with a did-you-mean),
+wrong arity, duplicate rule ids, type clashes between values whose types are known, invalid
+regexes and invalid typed literals. Attribute types are unknown here unless they come from
+`data`; a schema can make them known.
+
+Recursion over expressions is safe: the parser refuses trees deeper than MAX_EXPRESSION_DEPTH.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Any
+
+from pdp.language import ast, literals
+from pdp.language.limits import INT_MAX, INT_MIN
+from pdp.language.source import Diagnostic, Span
+from pdp.language.types import (
+    ANY,
+    BOOLEAN,
+    CIDR,
+    DATE,
+    DATETIME,
+    DECIMAL,
+    DURATION,
+    INTEGER,
+    IP,
+    NUMERIC_KINDS,
+    RECORD,
+    SIGNATURES,
+    STRING,
+    Type,
+    join,
+    list_of,
+    ordered,
+    same_family,
+)
+
+RESERVED_NAMES = frozenset(ast.ROOTS) | frozenset({"true", "false", "any", "all", "not"})
+
+
+def check_policy_set(
+    files: Sequence[ast.PolicyFile], data: Mapping[str, Any] | None = None
+) -> list[Diagnostic]:
+    """Every diagnostic for the set, unsorted. `data` is the loaded reference data."""
+    diagnostics: list[Diagnostic] = []
+    first_seen: dict[str, Span] = {}
+    for policy_file in files:
+        _FileChecker(policy_file, data or {}, diagnostics).run()
+        for rule in policy_file.rules:
+            if rule.id in first_seen:
+                diagnostics.append(
+                    Diagnostic(
+                        "duplicate-rule",
+                        f"duplicate rule id `{rule.id}` (first defined at {first_seen[rule.id]})",
+                        rule.id_span,
+                    )
+                )
+            else:
+                first_seen[rule.id] = rule.id_span
+    return diagnostics
+
+
+def value_type(value: object) -> Type:
+    """The static type of a concrete value (a constant or loaded data)."""
+    match value:
+        case bool():
+            return BOOLEAN
+        case int():
+            return INTEGER
+        case Decimal():
+            return DECIMAL
+        case str():
+            return STRING
+        case datetime():
+            return DATETIME
+        case date():
+            return DATE
+        case timedelta():
+            return DURATION
+        case IPv4Address() | IPv6Address():
+            return IP
+        case IPv4Network() | IPv6Network():
+            return CIDR
+        case dict():
+            return RECORD
+        case list() | tuple():
+            element = ANY
+            for index, item in enumerate(value):
+                element = value_type(item) if index == 0 else join(element, value_type(item))
+            return list_of(element)
+    return ANY
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    """`; did you mean `x`?` or nothing."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+@dataclass
+class _Scope:
+    consts: dict[str, Type]
+    variables: dict[str, Type] = field(default_factory=dict)
+    constant_only: bool = False
+    """Inside a `const` declaration: only literals, other constants and `data` are allowed."""
+    used_consts: set[str] = field(default_factory=set)
+
+
+class _FileChecker:
+    def __init__(
+        self, policy_file: ast.PolicyFile, data: Mapping[str, Any], out: list[Diagnostic]
+    ) -> None:
+        self.file = policy_file
+        self.data = data
+        self.out = out
+        self.consts: dict[str, Type] = {}
+        self.const_spans: dict[str, Span] = {}
+        self.used: set[str] = set()
+
+    def error(self, code: str, message: str, span: Span) -> None:
+        self.out.append(Diagnostic(code, message, span))
+
+    def warning(self, code: str, message: str, span: Span) -> None:
+        self.out.append(Diagnostic(code, message, span, severity="warning"))
+
+    def run(self) -> None:
+        for declaration in self.file.declarations:
+            if isinstance(declaration, ast.Const):
+                self.check_const(declaration)
+            else:
+                self.check_rule(declaration)
+        for name, span in self.const_spans.items():
+            if name not in self.used:
+                self.warning("unused-const", f"constant `{name}` is never used", span)
+
+    def check_const(self, const: ast.Const) -> None:
+        if const.name in RESERVED_NAMES:
+            self.error("name", f"`{const.name}` is a reserved name", const.span)
+            return
+        if const.name in self.consts:
+            self.error(
+                "duplicate-const",
+                f"constant `{const.name}` is already defined (at {self.const_spans[const.name]})",
+                const.span,
+            )
+            return
+        scope = _Scope(dict(self.consts), constant_only=True)
+        value_type_ = self.infer(const.value, scope)
+        self.used |= scope.used_consts
+        self.consts[const.name] = value_type_
+        self.const_spans[const.name] = const.span
+
+    def check_rule(self, rule: ast.Rule) -> None:
+        for target, what in ((rule.actions, "action"), (rule.resources, "resource type")):
+            names = target.names or ()
+            for name in {n for n in names if names.count(n) > 1}:
+                self.warning("target", f"{what} `{name}` is listed twice", target.span)
+            if any(not name for name in names):
+                self.error("target", f"an empty {what} name matches nothing", target.span)
+        scope = _Scope(dict(self.consts))
+        if rule.condition is not None:
+            condition_type = self.infer(rule.condition, scope)
+            if condition_type.known and condition_type != BOOLEAN:
+                self.error(
+                    "type",
+                    f"a condition must be a boolean, not {condition_type}",
+                    rule.condition.span,
+                )
+        if rule.reason is not None:
+            for part in rule.reason.parts:
+                if not isinstance(part, str):
+                    self.infer(part, scope)
+        self.used |= scope.used_consts
+
+    # --- type inference ------------------------------------------------------------------------
+
+    def infer(self, expr: ast.Expr, scope: _Scope) -> Type:
+        match expr:
+            case ast.Literal(value=value):
+                if type(value) is int and not INT_MIN <= value <= INT_MAX:
+                    self.error(
+                        "literal", "integer literal out of range (integers are 64-bit)", expr.span
+                    )
+                return value_type(value)
+            case ast.ListExpr(items=items):
+                element = ANY
+                for position, item in enumerate(items):
+                    item_type = self.infer(item, scope)
+                    element = item_type if position == 0 else join(element, item_type)
+                return list_of(element)
+            case ast.Name():
+                return self.infer_name(expr, scope)
+            case ast.Attr():
+                return self.infer_attr(expr, scope)
+            case ast.Index(obj=obj, key=key):
+                obj_type, key_type = self.infer(obj, scope), self.infer(key, scope)
+                if obj_type.kind == "list":
+                    self.expect(key_type, {"integer"}, "a list index", key.span)
+                    return obj_type.element or ANY
+                if obj_type.kind == "record":
+                    self.expect(key_type, {"string"}, "a record key", key.span)
+                    return ANY
+                if obj_type.known:
+                    self.error("type", f"cannot index a {obj_type} with `[...]`", expr.span)
+                return ANY
+            case ast.Call():
+                return self.infer_call(expr, scope)
+            case ast.Not(operand=operand):
+                self.expect(self.infer(operand, scope), {"boolean"}, "`not`", operand.span)
+                return BOOLEAN
+            case ast.Negate(operand=operand):
+                operand_type = self.infer(operand, scope)
+                self.expect(operand_type, {"integer", "decimal", "duration"}, "`-`", operand.span)
+                return operand_type
+            case ast.BoolOp(op=op, operands=operands):
+                for operand in operands:
+                    self.expect(self.infer(operand, scope), {"boolean"}, f"`{op}`", operand.span)
+                return BOOLEAN
+            case ast.Compare():
+                self.check_compare(expr, scope)
+                return BOOLEAN
+            case ast.Arith():
+                return self.infer_arith(expr, scope)
+            case ast.Has(obj=obj):
+                self.expect(self.infer(obj, scope), {"record"}, "`has`", obj.span)
+                return BOOLEAN
+            case ast.Default(value=value, fallback=fallback):
+                return join(self.infer(value, scope), self.infer(fallback, scope))
+            case ast.Quantifier():
+                return self.infer_quantifier(expr, scope)
+        raise TypeError(f"unexpected node {type(expr).__name__}")  # pragma: no cover
+
+    def expect(self, actual: Type, kinds: set[str], where: str, span: Span) -> None:
+        if actual.known and actual.kind not in kinds:
+            wanted = " or ".join(sorted(kinds))
+            self.error("type", f"{where} needs {wanted}, not {actual}", span)
+
+    def infer_name(self, expr: ast.Name, scope: _Scope) -> Type:
+        name = expr.name
+        if name in scope.variables:
+            return scope.variables[name]
+        if name in scope.consts:
+            scope.used_consts.add(name)
+            return scope.consts[name]
+        if name in ast.ROOTS:
+            if scope.constant_only and name != "data":
+                self.error(
+                    "const",
+                    f"a constant cannot read `{name}`: constants are fixed when policies load",
+                    expr.span,
+                )
+            return STRING if name == "action" else RECORD
+        candidates = [*ast.ROOTS, *scope.consts, *scope.variables]
+        self.error("name", f"unknown name `{name}`{suggest(name, candidates)}", expr.span)
+        return ANY
+
+    def infer_attr(self, expr: ast.Attr, scope: _Scope) -> Type:
+        path = ast.attribute_path(expr)
+        if path is not None and path[0] == "data":
+            return self.infer_data_path(expr, path)
+        obj_type = self.infer(expr.obj, scope)
+        if path in (("resource", "type"), ("resource", "id")):
+            return STRING
+        if obj_type.kind == "string" and path is not None and path[0] == "action":
+            self.error(
+                "type",
+                "`action` is the action's name (a string); it has no attributes",
+                expr.span,
+            )
+        elif obj_type.known and obj_type.kind != "record":
+            self.error("type", f"`.{expr.name}` needs a record, not {obj_type}", expr.span)
+        return ANY
+
+    def infer_data_path(self, expr: ast.Expr, path: tuple[str, ...]) -> Type:
+        value: Any = self.data
+        for depth, name in enumerate(path[1:], start=1):
+            if not isinstance(value, dict) or name not in value:
+                shown = ".".join(path[: depth + 1])
+                hint = suggest(name, value) if isinstance(value, dict) else ""
+                self.error("data", f"no data at `{shown}`{hint}", expr.span)
+                return ANY
+            value = value[name]
+        return value_type(value)
+
+    def infer_call(self, expr: ast.Call, scope: _Scope) -> Type:
+        arg_types = [self.infer(arg, scope) for arg in expr.args]
+        signature = SIGNATURES.get(expr.function)
+        if signature is None:
+            hint = suggest(expr.function, SIGNATURES)
+            self.error("function", f"unknown function `{expr.function}`{hint}", expr.name_span)
+            return ANY
+        if not signature.accepts(len(expr.args)):
+            self.error(
+                "arity",
+                f"`{expr.function}` takes {signature.arity()}, got {len(expr.args)}",
+                expr.span,
+            )
+            return signature.returns
+        if scope.constant_only and signature.reads_clock:
+            self.error(
+                "const",
+                f"a constant cannot call `{expr.function}`: it depends on the evaluation time",
+                expr.span,
+            )
+        for position, (arg, arg_type) in enumerate(zip(expr.args, arg_types, strict=True)):
+            kinds = signature.params[position]
+            self.expect(
+                arg_type, set(kinds), f"argument {position + 1} of `{expr.function}`", arg.span
+            )
+            check = signature.literal_checks[position] if signature.literal_checks else None
+            if check is not None and isinstance(arg, ast.Literal) and type(arg.value) is str:
+                try:
+                    check(arg.value)
+                except ValueError as error:
+                    self.error("literal", str(error), arg.span)
+        return signature.returns
+
+    def check_compare(self, expr: ast.Compare, scope: _Scope) -> None:
+        op = expr.op
+        left, right = self.infer(expr.left, scope), self.infer(expr.right, scope)
+        span = expr.span
+        if op in ("==", "!="):
+            if not same_family(left, right):
+                outcome = "true" if op == "!=" else "false"
+                self.error("type", f"`{op}` between {left} and {right} is always {outcome}", span)
+        elif op in ("<", "<=", ">", ">="):
+            if not ordered(left, right):
+                self.error(
+                    "type",
+                    f"`{op}` needs two numbers, dates, datetimes or durations, "
+                    f"not {left} and {right}",
+                    span,
+                )
+        elif op in ("in", "not in"):
+            self.check_membership(op, left, right, span)
+        elif op == "contains":
+            if left.kind == "string":
+                self.expect(right, {"string"}, "`contains` on a string", expr.right.span)
+            elif left.kind == "list":
+                self.check_membership("contains", right, left, span)
+            else:
+                self.expect(left, {"string", "list", "record"}, "`contains`", expr.left.span)
+        elif op in ("starts with", "ends with"):
+            self.expect(left, {"string"}, f"`{op}`", expr.left.span)
+            self.expect(right, {"string"}, f"`{op}`", expr.right.span)
+        elif op == "matches":
+            self.expect(left, {"string"}, "`matches`", expr.left.span)
+            self.check_pattern(expr.right, right, scope)
+
+    def check_membership(self, op: str, element: Type, collection: Type, span: Span) -> None:
+        if collection.kind == "list":
+            member = collection.element or ANY
+            if member.kind == "cidr" and element.kind in ("ip", "string"):
+                return
+            if not same_family(element, member):
+                self.error(
+                    "type", f"`{op}` looks for {element} in a {collection}: never true", span
+                )
+        elif collection.kind == "record":
+            self.expect(element, {"string"}, f"`{op}` on a record (a key)", span)
+        elif collection.kind == "cidr":
+            self.expect(element, {"ip", "string"}, f"`{op}` on a CIDR range", span)
+        elif collection.kind == "string":
+            self.error(
+                "type", f"`{op}` needs a list, record or CIDR range; use `contains` for text", span
+            )
+        elif collection.known:
+            self.error("type", f"`{op}` needs a list, record or CIDR range, not {collection}", span)
+
+    def check_pattern(self, pattern: ast.Expr, pattern_type: Type, scope: _Scope) -> None:
+        text: object = None
+        if isinstance(pattern, ast.Literal):
+            text = pattern.value
+        elif isinstance(pattern, ast.Name) and pattern.name in scope.consts:
+            text = self.const_literal(pattern.name)
+        if not isinstance(text, str):
+            if pattern_type.known and pattern_type != STRING:
+                self.error(
+                    "type", f"`matches` needs a string pattern, not {pattern_type}", pattern.span
+                )
+            else:
+                self.error(
+                    "regex",
+                    "the pattern of `matches` must be a string literal or constant, "
+                    "so that it is checked and compiled when policies load",
+                    pattern.span,
+                )
+            return
+        try:
+            literals.compile_pattern(text)
+        except ValueError as error:
+            self.error("regex", str(error), pattern.span)
+
+    def const_literal(self, name: str) -> object:
+        for declaration in self.file.consts:
+            if declaration.name == name and isinstance(declaration.value, ast.Literal):
+                return declaration.value.value
+        return None
+
+    def infer_arith(self, expr: ast.Arith, scope: _Scope) -> Type:
+        left, right = self.infer(expr.left, scope), self.infer(expr.right, scope)
+        result = arithmetic_result(expr.op, left, right)
+        if result is None:
+            self.error("type", f"`{expr.op}` does not apply to {left} and {right}", expr.span)
+            return ANY
+        return result
+
+    def infer_quantifier(self, expr: ast.Quantifier, scope: _Scope) -> Type:
+        collection = self.infer(expr.collection, scope)
+        self.expect(collection, {"list"}, f"`{expr.kind}(...)`", expr.collection.span)
+        if expr.var in RESERVED_NAMES or expr.var in scope.consts or expr.var in scope.variables:
+            self.error(
+                "name", f"`{expr.var}` is already a name here; choose another", expr.var_span
+            )
+        inner = _Scope(
+            scope.consts,
+            {**scope.variables, expr.var: collection.element or ANY},
+            scope.constant_only,
+            scope.used_consts,
+        )
+        body = self.infer(expr.body, inner)
+        self.expect(body, {"boolean"}, f"the body of `{expr.kind}(...)`", expr.body.span)
+        return BOOLEAN
+
+
+def arithmetic_result(op: str, left: Type, right: Type) -> Type | None:
+    """The type of `left op right`, ANY when unknown, None when the operation never applies."""
+    kinds = (left.kind, right.kind)
+    numeric = left.kind in NUMERIC_KINDS and right.kind in NUMERIC_KINDS
+    if numeric:
+        if op == "/":
+            return DECIMAL
+        if op == "%":
+            return INTEGER if kinds == ("integer", "integer") else None
+        return join(left, right)
+    if op == "+" and kinds in (("datetime", "duration"), ("duration", "datetime")):
+        return DATETIME
+    if op in "+-" and kinds == ("date", "duration"):
+        return DATE
+    if op == "-" and kinds in (("datetime", "datetime"), ("date", "date")):
+        return DURATION
+    if op == "-" and kinds == ("datetime", "duration"):
+        return DATETIME
+    if op in "+-" and kinds == ("duration", "duration"):
+        return DURATION
+    if op == "*" and kinds in (("duration", "integer"), ("integer", "duration")):
+        return DURATION
+    if not left.known or not right.known:
+        known = right if not left.known else left
+        usable = NUMERIC_KINDS | {"datetime", "date", "duration"}
+        return ANY if known.kind in usable or not known.known else None
+    return None
