@@ -28,7 +28,7 @@ bench: install
 
 run: install
 	$(BIN)/pdp lint policies
-	$(BIN)/pdp check --policies policies --request policies/examples/purchase-alcohol-16.json --explain
+	$(BIN)/pdp check --policies policies --request examples/requests/purchase-alcohol-16.json --explain
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -51,7 +51,9 @@ def read_folder(root: Path) -> tuple[list[Source], list[Source], list[Diagnostic
         source, problem, size = _read(path, limit)
         total += size
         if total > MAX_SET_BYTES:
-            problems.append(_problem(str(root), f"the policy set is larger than {MAX_SET_BYTES} bytes"))
+            problems.append(
+                _problem(str(root), f"the policy set is larger than {MAX_SET_BYTES} bytes")
+            )
             break
         if problem is not None:
             problems.append(problem)
@@ -89,7 +91,9 @@ def _read(path: Path, limit: int) -> tuple[Source | None, Diagnostic | None, int
 def _at_offset(name: str, raw: bytes, offset: int, message: str) -> Diagnostic:
     line = raw.count(b"\n", 0, offset) + 1
     column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
-    return Diagnostic("file", f"{message} (byte {offset})", Span(name, line, column, line, column + 1))
+    return Diagnostic(
+        "file", f"{message} (byte {offset})", Span(name, line, column, line, column + 1)
+    )
 
 
 def _problem(name: str, message: str) -> Diagnostic:

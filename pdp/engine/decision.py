@@ -148,7 +148,11 @@ class Decision:
             "reasons": [_as_dict(reason) for reason in self.reasons],
             "errors": [_as_dict(error) for error in self.errors],
             "explanations": [
-                {**_as_dict(explanation), "values": dict(explanation.values), "message": explanation.message}
+                {
+                    **_as_dict(explanation),
+                    "values": dict(explanation.values),
+                    "message": explanation.message,
+                }
                 for explanation in self.explanations
             ],
             "policy_revision": self.policy_revision,
@@ -156,4 +160,4 @@ class Decision:
 
 
 def _as_dict(item: Reason | RuleError | Explanation) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in item.__slots__}  # type: ignore[union-attr]
+    return {name: getattr(item, name) for name in item.__slots__}

@@ -100,9 +100,7 @@ def build_policy_set(
 
 
 def _compile_rule(rule: ast.Rule, ordinal: int, compiler: Compiler) -> CompiledRule:
-    message = (
-        compiler.template(rule.reason) if rule.reason is not None else default_message(rule)
-    )
+    message = compiler.template(rule.reason) if rule.reason is not None else default_message(rule)
     location = str(rule.span)
     return CompiledRule(
         id=rule.id,
