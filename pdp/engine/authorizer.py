@@ -34,22 +34,19 @@ def authorize(
     candidates = policy_set.index.candidates(request.action, request.resource_type)
     errors: list[RuleError] = []
 
-    forbids = _matching(candidates.forbids, env, errors)
-    failed_forbids = [error for error in errors if error.effect == "forbid"]
-    permits = _matching(candidates.permits, env, errors)
+    failed: list[CompiledRule] = []
+    forbids = _matching(candidates.forbids, env, errors, failed)
+    permits = _matching(candidates.permits, env, errors, [])
 
     reasons: tuple[Reason, ...]
-    if forbids or failed_forbids:
+    if forbids or failed:
         allowed = False
-        reasons = tuple(_reason(rule, env) for rule in forbids) + tuple(
-            Reason(
-                FORBID_ERROR,
-                error.rule,
-                f"forbid rule `{error.rule}` could not be evaluated, so the request is denied: "
-                f"{error.message}",
-                error.source,
-            )
-            for error in failed_forbids
+        # In declaration order, matched and failed forbids alike.
+        deciding = sorted([*forbids, *failed], key=lambda rule: rule.ordinal)
+        failures = {error.rule: error for error in errors if error.effect == "forbid"}
+        reasons = tuple(
+            _failure_reason(failures[rule.id]) if rule in failed else _reason(rule, env)
+            for rule in deciding
         )
     elif permits:
         allowed = True
@@ -63,8 +60,13 @@ def authorize(
 
 
 def _matching(
-    rules: tuple[CompiledRule, ...], env: Env, errors: list[RuleError]
+    rules: tuple[CompiledRule, ...],
+    env: Env,
+    errors: list[RuleError],
+    failed: list[CompiledRule],
 ) -> list[CompiledRule]:
+    """The rules whose condition holds; the others that could not be evaluated are appended to
+    `failed`, and why to `errors`."""
     matched = []
     for rule in rules:
         condition = rule.condition
@@ -75,12 +77,14 @@ def _matching(
             result = condition(env)
         except EvaluationError as error:
             errors.append(RuleError(rule.id, rule.effect.value, error.message, str(error.span)))
+            failed.append(rule)
             continue
         if result is True:
             matched.append(rule)
         elif result is not False:
             # The checker rejects non-boolean conditions whose type it knows; this catches the
             # rest, e.g. `when subject.flag` where the claim turns out to be a string.
+            failed.append(rule)
             errors.append(
                 RuleError(
                     rule.id,
@@ -90,6 +94,14 @@ def _matching(
                 )
             )
     return matched
+
+
+def _failure_reason(error: RuleError) -> Reason:
+    message = (
+        f"forbid rule `{error.rule}` could not be evaluated, so the request is denied: "
+        f"{error.message}"
+    )
+    return Reason(FORBID_ERROR, error.rule, message, error.source)
 
 
 def _reason(rule: CompiledRule, env: Env) -> Reason:

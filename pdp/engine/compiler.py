@@ -102,16 +102,13 @@ class Compiler:
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         self.data = data
-        self.consts: dict[str, Any] = {}
+        self.consts: dict[str, Compiled] = {}
         self.diagnostics: list[Diagnostic] = []
 
     def define_const(self, const: ast.Const) -> None:
-        compiled = self.compile(const.value)
-        if not compiled.constant:  # pragma: no cover - the checker rejects such constants
-            self.diagnostics.append(
-                Diagnostic("const", f"constant `{const.name}` is not constant", const.span)
-            )
-        self.consts[const.name] = compiled.value
+        # The checker has made sure the value is constant. If computing it failed, fold() has
+        # reported why and left a closure, so nothing that uses it is folded into a second error.
+        self.consts[const.name] = self.compile(const.value)
 
     def condition(self, expr: ast.Expr) -> Closure:
         return self.compile(expr).fn
@@ -142,55 +139,36 @@ class Compiler:
     # --- expressions ---------------------------------------------------------------------------
 
     def compile(self, expr: ast.Expr) -> Compiled:
-        match expr:
-            case ast.Literal(value=value):
-                return constant(value)
-            case ast.ListExpr(items=items):
-                return self.list_expr(items)
-            case ast.Name(name=name):
-                return self.name(name)
-            case ast.Attr():
-                return self.attr(expr)
-            case ast.Index():
-                return self.index(expr)
-            case ast.Call():
-                return self.call(expr)
-            case ast.Not():
-                return self.not_(expr)
-            case ast.Negate():
-                return self.negate(expr)
-            case ast.BoolOp():
-                return self.bool_op(expr)
-            case ast.Compare():
-                return self.compare(expr)
-            case ast.Arith():
-                return self.arith(expr)
-            case ast.Has():
-                return self.has(expr)
-            case ast.Default():
-                return self.default(expr)
-            case ast.Quantifier():
-                return self.quantifier(expr)
-        raise TypeError(f"unexpected node {type(expr).__name__}")  # pragma: no cover
+        # A table lookup rather than `match`: loading 10,000 rules compiles ~150,000 nodes.
+        method: Callable[[Compiler, Any], Compiled] = _COMPILERS[type(expr)]
+        return method(self, expr)
+
+    def literal(self, expr: ast.Literal) -> Compiled:
+        return constant(expr.value)
 
     def fold(self, compiled: Compiled, span: Span) -> Compiled:
         """Evaluate a closure whose inputs are all constant, once, at load time."""
         try:
             return constant(compiled.fn(_FOLDING_ENV))
+        except MissingValueError:
+            # `[1, 2][5] ?? 0` is fine: an absent value is for `??` to catch at run time.
+            return compiled
         except EvaluationError as error:
-            self.diagnostics.append(Diagnostic("constant", error.message, error.span or span))
+            where = error.span if error.span.line else span
+            self.diagnostics.append(Diagnostic("constant", error.message, where))
             return compiled
 
-    def list_expr(self, items: tuple[ast.Expr, ...]) -> Compiled:
-        compiled = [self.compile(item) for item in items]
+    def list_expr(self, expr: ast.ListExpr) -> Compiled:
+        compiled = [self.compile(item) for item in expr.items]
         if all(item.constant for item in compiled):
             return constant(tuple(item.value for item in compiled))
         fns = tuple(item.fn for item in compiled)
         return Compiled(lambda env: [fn(env) for fn in fns])
 
-    def name(self, name: str) -> Compiled:
+    def name(self, expr: ast.Name) -> Compiled:
+        name = expr.name
         if name in self.consts:
-            return constant(self.consts[name])
+            return self.consts[name]
         if name == "data":
             return constant(self.data)
         if name == "subject":
@@ -204,12 +182,12 @@ class Compiler:
         return Compiled(lambda env: env.variables[name])  # a quantifier variable
 
     def attr(self, expr: ast.Attr) -> Compiled:
-        path = ast.attribute_path(expr)
-        if path is not None and path[0] in ("subject", "resource", "context") and len(path) == 2:
-            return Compiled(_root_attribute(path[0], path[1], expr.span))
-        obj = self.compile(expr.obj)
-        key, text, span = expr.name, describe(expr), expr.span
-        obj_text = describe(expr.obj)
+        inner = expr.obj
+        if isinstance(inner, ast.Name) and inner.name in ("subject", "resource", "context"):
+            return Compiled(_root_attribute(inner.name, expr.name, expr.span))
+        obj = self.compile(inner)
+        obj_text = describe(inner)
+        key, text, span = expr.name, f"{obj_text}.{expr.name}", expr.span
         get = obj.fn
 
         def read(env: Env) -> Any:
@@ -376,6 +354,8 @@ class Compiler:
         def compute(env: Env) -> Any:
             a, b = get_left(env), get_right(env)
             if type(a) is int and type(b) is int and op != "/":
+                if op == "%" and b == 0:
+                    raise InvalidValueError("division by zero", span)
                 return _checked_int(_INT_OPS[op](a, b), span)
             return arithmetic(op, a, b, span)
 
@@ -450,6 +430,24 @@ class Compiler:
                     variables[name] = saved
 
         return Compiled(quantify)
+
+
+_COMPILERS: dict[type, Callable[[Compiler, Any], Compiled]] = {
+    ast.Literal: Compiler.literal,
+    ast.ListExpr: Compiler.list_expr,
+    ast.Name: Compiler.name,
+    ast.Attr: Compiler.attr,
+    ast.Index: Compiler.index,
+    ast.Call: Compiler.call,
+    ast.Not: Compiler.not_,
+    ast.Negate: Compiler.negate,
+    ast.BoolOp: Compiler.bool_op,
+    ast.Compare: Compiler.compare,
+    ast.Arith: Compiler.arith,
+    ast.Has: Compiler.has,
+    ast.Default: Compiler.default,
+    ast.Quantifier: Compiler.quantifier,
+}
 
 
 # --- specialised closures ------------------------------------------------------------------
@@ -578,12 +576,16 @@ def member(value: object, collection: object, span: Span) -> bool:
 
 
 def _in_list(value: object, items: list[Any] | tuple[Any, ...], span: Span) -> bool:
+    networks = []
     for item in items:
-        if type(item) in _NETWORKS and (type(value) in _IPS or type(value) is str):
-            if _in_network(value, item, span):
-                return True
+        if type(item) in _NETWORKS:
+            networks.append(item)
         elif equal(value, item):
             return True
+    if networks and (type(value) in _IPS or type(value) is str):
+        # Text that is not an IP address raises here rather than being "not in the range":
+        # a forbid on a list of ranges must not be dodged by sending garbage.
+        return any(_in_network(value, network, span) for network in networks)
     return False
 
 
@@ -656,12 +658,8 @@ _INT_OPS: dict[str, Callable[[int, int], int]] = {
     "+": operator.add,
     "-": operator.sub,
     "*": operator.mul,
-    "%": lambda a, b: a % b if b else _raise_zero(),
+    "%": operator.mod,  # the result has the sign of the divisor: -7 % 3 == 2
 }
-
-
-def _raise_zero() -> int:
-    raise InvalidValueError("division by zero")
 
 
 def _checked_int(value: int, span: Span) -> int:
@@ -679,7 +677,7 @@ def arithmetic(op: str, a: Any, b: Any, span: Span) -> Any:
                 return Decimal(a) / Decimal(b)
             if op == "%":
                 if ta is int and tb is int:
-                    return _INT_OPS["%"](a, b)
+                    return a % b
                 raise TypeMismatchError("`%` needs two integers", span)
             return _INT_OPS[op](a, b)
         result = _temporal(op, a, b)

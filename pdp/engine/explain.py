@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pdp.engine.compiler import Compiler, Env
 from pdp.engine.decision import Explanation
-from pdp.engine.errors import EvaluationError, MissingValueError
-from pdp.engine.values import render
+from pdp.engine.errors import EvaluationError, MissingValueError, TypeMismatchError
+from pdp.engine.values import render, type_name
 from pdp.language import ast
 from pdp.language.source import Source
 
@@ -48,11 +48,20 @@ class _Outcome:
         return self.error is None and self.value is True
 
 
-def _evaluate(compiler: Compiler, expr: ast.Expr, env: Env) -> _Outcome:
+def _evaluate(compiler: Compiler, expr: ast.Expr, env: Env, operator: str = "") -> _Outcome:
+    """Evaluate a condition, or an operand of `and` / `or` when `operator` names it."""
     try:
-        return _Outcome(compiler.compile(expr).fn(env))
+        value = compiler.compile(expr).fn(env)
     except EvaluationError as error:
         return _Outcome(error=error)
+    if value is not True and value is not False:
+        # As in the decision, and in its words: a non-boolean is an error, never "false".
+        if operator:
+            problem = f"`{operator}` needs booleans, not {type_name(value)}"
+        else:
+            problem = f"the condition is {type_name(value)}, not a boolean"
+        return _Outcome(error=TypeMismatchError(problem, expr.span))
+    return _Outcome(value)
 
 
 def explain_rule(rule: CompiledRule, env: Env, sources: dict[str, Source]) -> Explanation | None:
@@ -90,10 +99,10 @@ def _first_failure(
     """The operand of an `and` that was false or failed, or of an `or` that failed; None when
     the node itself is the best explanation (an `or` whose operands were all false)."""
     for operand in node.operands:
-        result = _evaluate(compiler, operand, env)
+        result = _evaluate(compiler, operand, env, node.op)
         if result.error is not None:
             return operand, result
-        if node.op == "and" and result.value is not True:
+        if node.op == "and" and result.value is False:
             return operand, result
         if node.op == "or" and result.value is True:  # pragma: no cover - the `or` held then
             return None
@@ -108,6 +117,11 @@ def _operands(node: ast.Expr) -> list[ast.Expr]:
     if isinstance(node, ast.Compare | ast.Arith):
         sides: list[ast.Expr] = []
         for side in (node.left, node.right):
+            constant_call = isinstance(side, ast.Call) and all(
+                isinstance(arg, ast.Literal) for arg in side.args
+            )
+            if constant_call and side.function != "now":  # type: ignore[union-attr]
+                continue
             if isinstance(side, ast.Attr | ast.Name | ast.Call | ast.Index):
                 sides.append(side)
             elif not isinstance(side, ast.Literal | ast.ListExpr):
@@ -117,22 +131,36 @@ def _operands(node: ast.Expr) -> list[ast.Expr]:
 
 
 def _paths_and_calls(node: ast.Expr) -> list[ast.Expr]:
+    """Attribute paths and calls inside `node`, in source order, without those that read a
+    quantifier's variable (its value changes per item, so it has no one value to show)."""
     found: list[ast.Expr] = []
     seen: set[str] = set()
-    stack: list[ast.Expr] = [node]
+    stack: list[tuple[ast.Expr, frozenset[str]]] = [(node, frozenset())]
     while stack:
-        current = stack.pop()
+        current, bound = stack.pop()
         if isinstance(current, ast.Quantifier):
-            stack.append(current.collection)  # the body reads a variable bound per item
+            inner = bound | {current.var}
+            stack.append((current.body, inner))
+            stack.append((current.collection, bound))
             continue
-        if isinstance(current, ast.Attr | ast.Call) and ast.attribute_path(current) != ("data",):
+        if isinstance(current, ast.Call) and all(
+            isinstance(arg, ast.Literal) for arg in current.args
+        ):
+            continue  # `cidr("10.0.0.0/8")` shows its value already
+        if isinstance(current, ast.Attr | ast.Call | ast.Name) and not _reads(current, bound):
+            if isinstance(current, ast.Name) and current.name in ast.ROOTS:
+                continue  # a whole root (`subject`) is too much to show
             key = repr(current)
             if key not in seen:
                 seen.add(key)
                 found.append(current)
             continue
-        stack.extend(reversed(ast.children(current)))
+        stack.extend((child, bound) for child in reversed(ast.children(current)))
     return found
+
+
+def _reads(expr: ast.Expr, names: frozenset[str]) -> bool:
+    return any(isinstance(node, ast.Name) and node.name in names for node in ast.walk(expr))
 
 
 def _shown(compiler: Compiler, expr: ast.Expr, env: Env) -> str:
@@ -144,13 +172,30 @@ def _shown(compiler: Compiler, expr: ast.Expr, env: Env) -> str:
         return f"error: {error.message}"
 
 
+# Strings are matched first so that a `#` inside one is not taken for a comment.
+_STRING_OR_COMMENT = re.compile(r'("(?:[^"\\\n]|\\.)*")|#[^\n]*')
 _SPACE = re.compile(r"\s+")
 
 
 def _text(expr: ast.Expr, sources: dict[str, Source]) -> str:
-    """The expression as the author wrote it, on one line."""
+    """The expression as the author wrote it, on one line, without comments."""
     span = expr.span
     source = sources.get(span.file)
     if source is None or span.end <= span.start:
         return type(expr).__name__
-    return _SPACE.sub(" ", source.text[span.start : span.end]).strip()
+    text = _STRING_OR_COMMENT.sub(lambda m: m.group(1) or "", source.text[span.start : span.end])
+    return _without_outer_parentheses(_SPACE.sub(" ", text).strip())
+
+
+def _without_outer_parentheses(text: str) -> str:
+    """`(a or b)` -> `a or b`, but `(a) + (b)` stays: the pair must enclose the whole text."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    # Blank out string contents (same length) so that a parenthesis inside one does not count.
+    masked = _STRING_OR_COMMENT.sub(lambda m: "_" * len(m.group(0)), text)
+    depth = 0
+    for position, char in enumerate(masked):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return text[1:-1].strip() if position == len(text) - 1 else text
+    return text

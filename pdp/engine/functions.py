@@ -49,10 +49,8 @@ def as_date(value: object, function: str) -> date:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        if len(value) > 10:
-            return as_datetime(value, function).date()
-        result: date = _parse(literals.parse_date, value)
-        return result
+        day: date | datetime = _parse(literals.parse_day, value)
+        return day.date() if isinstance(day, datetime) else day
     raise _wrong(function, value, "a date")
 
 
@@ -84,9 +82,11 @@ def fn_weekday(now: datetime, value: object, zone: object = "UTC") -> str:
 
 
 def fn_date(now: datetime, value: object, zone: object = None) -> date:
-    if zone is not None:
-        return _local(now, value, zone, "date").date()
-    return as_date(value, "date")
+    is_day = isinstance(value, date) and not isinstance(value, datetime)
+    if zone is None or is_day or (isinstance(value, str) and len(value) <= 10):
+        # A date has no time of day, so a zone cannot change it.
+        return as_date(value, "date")
+    return _local(now, value, zone, "date").date()
 
 
 def fn_datetime(now: datetime, value: object) -> datetime:
@@ -133,8 +133,8 @@ def fn_decimal(now: datetime, value: object) -> Decimal:
 
 
 def _until(now: datetime, at: object, function: str) -> date:
-    moment = now if at is None else as_datetime(at, function)
-    return moment.astimezone(UTC).date()
+    # `at` may be a local date, e.g. `years_since(subject.birthdate, date(now(), subject.tz))`.
+    return now.astimezone(UTC).date() if at is None else as_date(at, function)
 
 
 def fn_years_since(now: datetime, since: object, at: object = None) -> int:

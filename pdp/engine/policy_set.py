@@ -71,8 +71,9 @@ def build_policy_set(
         result = parse_source(source)
         diagnostics.extend(result.diagnostics)
         files.append(result.file)
-    if not any(d.severity == "error" for d in diagnostics):
-        diagnostics.extend(check_policy_set(files, data))
+    # Checked even when some declarations did not parse (they are left out of `files`), so an
+    # author sees syntax and semantic errors in one pass.
+    diagnostics.extend(check_policy_set(files, data))
     by_name = {source.name: source for source in sources}
     if any(d.severity == "error" for d in diagnostics):
         raise PolicySetError(attach_source_lines(diagnostics, by_name))

@@ -2,7 +2,8 @@
 
 Values are plain Python objects: str, int, Decimal, bool, tuple or list (lists), dict (records),
 date, datetime (always timezone-aware), timedelta (durations), ip addresses and networks.
-Floats never reach the engine (they become Decimal), and JSON null means "absent".
+Floats never reach the engine (they become Decimal); JSON null means "absent" as a record value
+and is refused inside a list.
 
 Equality is strict across types: `true` is not `1`, and `"1"` is not `1`. Integers and decimals
 compare by value.
@@ -49,7 +50,10 @@ def from_json(value: Any, depth: int = 0) -> Any:
                 out[key] = from_json(item, depth + 1)
         return out
     if kind is list or kind is tuple:
-        return [from_json(item, depth + 1) for item in value if item is not None]
+        if any(item is None for item in value):
+            # Dropping it would shift the items after it; there is no null value to keep.
+            raise InputError("lists cannot contain null")
+        return [from_json(item, depth + 1) for item in value]
     if value is None:
         raise InputError("null is only allowed as a record value (where it means absent)")
     if kind is Decimal:
@@ -129,7 +133,8 @@ def _render(value: object, depth: int) -> str:
         case int() | Decimal():
             return str(value)
         case str():
-            return json.dumps(value if len(value) <= _MAX_RENDERED else value[:_MAX_RENDERED])
+            shown = value if len(value) <= _MAX_RENDERED else value[:_MAX_RENDERED]
+            return json.dumps(shown, ensure_ascii=False)
         case datetime():
             return f'datetime("{value.isoformat().replace("+00:00", "Z")}")'
         case date():

@@ -17,7 +17,14 @@ MAX_DATA_FILE_BYTES = 16 * 1024 * 1024
 """A single JSON data file."""
 
 MAX_EXPRESSION_DEPTH = 64
-"""Nesting of one expression (parentheses, operators, calls)."""
+"""Nesting of one expression's operators and calls (parentheses add none by themselves)."""
+
+MAX_TOKENS_PER_DECLARATION = 10_000
+"""Tokens in one rule or constant. Real rules have tens; the limit stops a hostile file from
+costing seconds of parsing before the depth limit can be checked."""
+
+MAX_BRACKET_DEPTH = MAX_EXPRESSION_DEPTH
+"""Nesting of `(`, `[` and `{` (a rule's own braces count), checked before parsing."""
 
 MAX_SYNTAX_ERRORS_PER_FILE = 20
 """After this many syntax errors a file is not parsed further."""

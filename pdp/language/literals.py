@@ -47,6 +47,11 @@ def parse_date(text: str) -> date:
         raise ValueError(f"invalid date `{text}` (no such day)") from None
 
 
+def parse_day(text: str) -> date | datetime:
+    """YYYY-MM-DD, or an RFC 3339 datetime: what date(), years_since() and days_since() read."""
+    return parse_date(text) if len(text) <= 10 else parse_datetime(text)
+
+
 def parse_datetime(text: str) -> datetime:
     if len(text) > _MAX_TEXT or not _DATETIME.fullmatch(text):
         raise ValueError(
@@ -69,18 +74,35 @@ def parse_duration(text: str) -> timedelta:
             f"invalid duration `{_short(text)}` (expected e.g. 90s, 15m, 1h30m, 2d, 250ms)"
         )
     total = timedelta()
+    order = list(_DURATION_UNITS)
+    previous = -1
     for amount, unit in _DURATION_PART.findall(text):
+        if order.index(unit) <= previous:
+            raise ValueError(
+                f"invalid duration `{text}` (units go from largest to smallest, each once)"
+            )
+        previous = order.index(unit)
         total += int(amount) * _DURATION_UNITS[unit]
-    return -total if text.startswith("-") else total
+    try:
+        return -total if text.startswith("-") else total
+    except OverflowError:  # pragma: no cover - timedelta itself overflows first
+        raise ValueError(f"invalid duration `{text}` (too long)") from None
 
 
 def parse_ip(text: str) -> IPAddress:
-    if len(text) > _MAX_TEXT:
+    # SECURITY: a zone id (`fe80::1%eth0`) makes an address compare unequal to itself without
+    # one, so a deny list could be dodged; it has no meaning in a policy, so it is refused.
+    if len(text) > _MAX_TEXT or "%" in text:
         raise ValueError(f"invalid IP address `{_short(text)}`")
     try:
-        return ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise ValueError(f"invalid IP address `{text}`") from None
+    # SECURITY: `::ffff:10.0.0.1` is 10.0.0.1 on the wire; as an IPv6 value it would escape a
+    # forbid on 10.0.0.0/8.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def parse_cidr(text: str) -> IPNetwork:

@@ -11,11 +11,18 @@ import re
 import threading
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from lark import Lark, Token, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from pdp.language import ast
-from pdp.language.limits import MAX_EXPRESSION_DEPTH, MAX_SYNTAX_ERRORS_PER_FILE
+from pdp.language.lexer import PolicyLexer
+from pdp.language.limits import (
+    MAX_BRACKET_DEPTH,
+    MAX_EXPRESSION_DEPTH,
+    MAX_SYNTAX_ERRORS_PER_FILE,
+    MAX_TOKENS_PER_DECLARATION,
+)
 from pdp.language.source import Diagnostic, Source, Span
 from pdp.language.to_ast import AstBuilder
 
@@ -30,9 +37,10 @@ def grammar_text() -> str:
     return resources.files("pdp.language").joinpath("grammar.lark").read_text("utf-8")
 
 
-def build_lark(**options: object) -> Lark:
-    """The parser as configured for pdp; tests build it with `strict=True` to catch conflicts."""
-    return Lark(grammar_text(), parser="lalr", lexer="contextual", **options)
+def build_lark(lexer: str | type[PolicyLexer] = PolicyLexer, **options: Any) -> Lark:
+    """The parser as configured for pdp. Tests build it with `strict=True` to catch conflicts,
+    and with Lark's own `lexer="contextual"` to check that PolicyLexer agrees with it."""
+    return Lark(grammar_text(), parser="lalr", lexer=lexer, **options)
 
 
 class _Parser:
@@ -70,8 +78,7 @@ def parse_source(source: Source) -> ParseResult:
     """Parse one file. Always returns a PolicyFile: declarations that could not be parsed, or
     that nest too deeply to process safely, are left out and reported as diagnostics."""
     parser = _get_parser()
-    text = source.text
-    syntax_errors: list[Diagnostic] = []
+    text, syntax_errors = _prescan(source)
     while True:
         try:
             declarations, literal_errors = parser.parse(source.name, text)
@@ -92,6 +99,61 @@ def parse_source(source: Source) -> ParseResult:
         ast.PolicyFile(source.name, tuple(kept)),
         tuple(syntax_errors + literal_errors + depth_errors),
     )
+
+
+# --- limits checked before parsing --------------------------------------------------------------
+
+_PRESCAN = re.compile(
+    r'(?P<skip>\s+|#[^\n]*|"(?:[^"\\\n]|\\.)*")|(?P<open>[(\[{])|(?P<close>[)\]}])|(?P<token>\w+|.)'
+)
+
+
+def _prescan(source: Source) -> tuple[str, list[Diagnostic]]:
+    """Blank out declarations that nest brackets too deeply or have too many tokens.
+
+    Lark spends about ten microseconds a token, so a hostile file of 100,000 nested parentheses
+    would cost seconds before the AST's depth could be checked. This scan costs a fraction of that.
+    """
+    text = source.text
+    starts = [
+        m.start() + len(m.group(0)) - len(m.group(0).lstrip())
+        for m in _DECLARATION_START.finditer(text)
+    ]
+    boundaries = [*starts, len(text)]
+    diagnostics: list[Diagnostic] = []
+    blanks: list[tuple[int, int]] = []
+    index = 0
+    depth = tokens = 0
+    declaration_start = 0
+    failed = False
+    for match in _PRESCAN.finditer(text):
+        position = match.start()
+        while index < len(boundaries) and position >= boundaries[index]:
+            declaration_start = boundaries[index]
+            index += 1
+            depth = tokens = 0
+            failed = False
+        kind = match.lastgroup
+        if kind == "skip" or failed:
+            continue
+        tokens += 1
+        if kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth -= 1
+        problem = None
+        if depth > MAX_BRACKET_DEPTH:
+            problem = f"brackets nested too deeply (the limit is {MAX_BRACKET_DEPTH} levels)"
+        elif tokens > MAX_TOKENS_PER_DECLARATION:
+            problem = f"declaration too long (the limit is {MAX_TOKENS_PER_DECLARATION} tokens)"
+        if problem is not None:
+            failed = True
+            diagnostics.append(_at(source, position, "limit", problem))
+            end = boundaries[index] if index < len(boundaries) else len(text)
+            blanks.append((declaration_start, end))
+    for begin, end in blanks:
+        text = text[:begin] + re.sub(r"[^\n]", " ", text[begin:end]) + text[end:]
+    return text, diagnostics
 
 
 # --- error recovery ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ placeholder is returned, so one parse reports every such problem in the file.
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -286,6 +287,13 @@ class AstBuilder(Transformer[Token, Any]):
 
     def list_literal(self, children: list[Any]) -> ast.ListExpr:
         return ast.ListExpr(tuple(children[1:-1]), self._span(children[0], children[-1]))
+
+    def parens(self, children: list[Any]) -> ast.Expr:
+        # No node of its own, but the span grows to cover the parentheses, so an explanation
+        # quotes `not (a == b)` whole.
+        open_, inner, close = children
+        widened: ast.Expr = dataclasses.replace(inner, span=self._span(open_, close))
+        return widened
 
     def quantifier(self, children: list[Any]) -> ast.Quantifier:
         kind, var, collection, body, close = children

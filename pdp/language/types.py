@@ -117,6 +117,8 @@ def _zone_check(name: str) -> object:
 
 
 _S = frozenset({"string"})
+_DAY = frozenset({"date", "datetime", "string"})
+"""A day: a date, a datetime (its UTC date), or YYYY-MM-DD / RFC 3339 text."""
 
 SIGNATURES: dict[str, Signature] = {
     s.name: s
@@ -152,7 +154,7 @@ SIGNATURES: dict[str, Signature] = {
             1,
             DATE,
             "a date from YYYY-MM-DD, or the calendar date of a datetime in a time zone",
-            literal_checks=(literals.parse_date, _zone_check),
+            literal_checks=(literals.parse_day, _zone_check),
         ),
         Signature(
             "datetime",
@@ -196,21 +198,21 @@ SIGNATURES: dict[str, Signature] = {
         ),
         Signature(
             "years_since",
-            (frozenset({"date", "datetime", "string"}), TEMPORAL_TEXT),
+            (_DAY, _DAY),
             1,
             INTEGER,
-            "whole years from a date until now (or until the second argument): an age",
+            "whole years from a date until today (UTC) or until the second argument: an age",
             reads_clock=True,
-            literal_checks=(None, literals.parse_datetime),
+            literal_checks=(literals.parse_day, literals.parse_day),
         ),
         Signature(
             "days_since",
-            (frozenset({"date", "datetime", "string"}), TEMPORAL_TEXT),
+            (_DAY, _DAY),
             1,
             INTEGER,
-            "whole days from a date until now (or until the second argument)",
+            "whole days from a date until today (UTC) or until the second argument",
             reads_clock=True,
-            literal_checks=(None, literals.parse_datetime),
+            literal_checks=(literals.parse_day, literals.parse_day),
         ),
         Signature("lower", (_S,), 1, STRING, "the string in lower case"),
         Signature("upper", (_S,), 1, STRING, "the string in upper case"),
