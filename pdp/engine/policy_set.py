@@ -6,8 +6,10 @@ PolicySetError carries every diagnostic, sorted by file, line and column.
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +66,30 @@ def build_policy_set(
     `problems` are diagnostics found before parsing (unreadable files, bad data), reported with
     the rest. `data_sources` only contribute to the revision.
     """
-    data = data or {}
+    with _collector_paused():
+        return _build(sources, data or {}, data_sources, problems)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building allocates about a hundred objects per rule, nearly all of which live on. The
+    cyclic garbage collector would walk the growing heap again and again, about a fifth of
+    the time of a large load; reference counting still frees everything short-lived."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build(
+    sources: Sequence[Source],
+    data: Mapping[str, Any],
+    data_sources: Sequence[Source],
+    problems: Sequence[Diagnostic],
+) -> PolicySet:
     diagnostics = list(problems)
     files: list[ast.PolicyFile] = []
     for source in sources:
