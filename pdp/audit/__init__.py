@@ -1,0 +1,1 @@
+"""The decision log: secret-free records, written durably, read back by `pdp audit`."""
