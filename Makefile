@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+PROTOS := $(wildcard proto/pdp/v1/*.proto)
+GENERATED := $(PROTOS:proto/%.proto=%_pb2.py)
 
-.PHONY: install lint test bench run clean
+.PHONY: install generate lint test bench run clean
 
 # Reinstall when the project metadata changes; the stamp keeps repeated runs fast.
 $(STAMP): pyproject.toml
@@ -13,7 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# gRPC code and typed stubs, generated into pdp/v1/ (the proto package) and kept out of git.
+pdp/v1/%_pb2.py: proto/pdp/v1/%.proto $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iproto \
+		--python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+		$<
+
+generate: $(GENERATED)
+
+install: $(STAMP) generate
 
 lint: install
 	$(BIN)/ruff check pdp tests benchmarks
@@ -26,9 +38,10 @@ test: lint
 bench: install
 	$(BIN)/python -m benchmarks
 
+# Serve the example policies with a development issuer (keys made in dev-keys/ on first run).
 run: install
-	$(BIN)/pdp lint policies
-	$(BIN)/pdp check --policies policies --request examples/requests/purchase-alcohol-16.json --explain
+	$(BIN)/pdp dev-keys
+	$(BIN)/pdp serve --config pdp.toml
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache pdp/v1/*_pb2*

@@ -9,15 +9,22 @@ to directories are not followed.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pdp.engine.policy_set import PolicySet, build_policy_set
+from pdp.engine.policy_set import PolicySet, PolicySetError, build_policy_set
 from pdp.engine.values import InputError, from_json
 from pdp.language.limits import MAX_DATA_FILE_BYTES, MAX_FILE_BYTES, MAX_FILES, MAX_SET_BYTES
+from pdp.language.parser import ParseResult, parse_source
 from pdp.language.source import Diagnostic, Source, Span
+
+_log = logging.getLogger("pdp.policies")
 
 POLICY_SUFFIX = ".policy"
 DATA_DIRECTORY = "data"
@@ -27,7 +34,8 @@ def load_policy_set(folder: str | os.PathLike[str]) -> PolicySet:
     """Read and build the policy set in `folder`. Raises PolicySetError with every problem."""
     policies, data_files, problems = read_folder(Path(folder))
     data, data_problems = _load_data(data_files)
-    return build_policy_set(policies, data, data_files, [*problems, *data_problems])
+    problems = [*problems, *data_problems]
+    return build_policy_set(policies, data, data_files, problems, root=str(folder))
 
 
 def read_folder(root: Path) -> tuple[list[Source], list[Source], list[Diagnostic]]:
@@ -137,3 +145,152 @@ def _data_key(name: str) -> tuple[str, ...]:
     # Below the innermost `data` directory: `policies/shop/data/geo/eu.json` -> ("geo", "eu").
     innermost = len(directories) - 1 - directories[::-1].index(DATA_DIRECTORY)
     return tuple(parts[innermost + 1 :])
+
+
+# --- a policy set that changes while a server runs --------------------------------------------
+
+
+class ParseCache:
+    """Parses of unchanged files, reused across reloads: editing one file of a large set
+    re-parses that file only. Keyed by file name and a digest of the text."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, bytes], ParseResult] = {}
+        self._used: set[tuple[str, bytes]] = set()
+        self._lock = threading.Lock()
+
+    def parse(self, source: Source) -> ParseResult:
+        key = (source.name, hashlib.sha256(source.text.encode()).digest())
+        with self._lock:
+            self._used.add(key)
+            found = self._entries.get(key)
+        if found is None:
+            found = parse_source(source)
+            with self._lock:
+                self._entries[key] = found
+        return found
+
+    def forget_unused(self) -> None:
+        """Drop entries the last build did not ask for, so the cache tracks the folder."""
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if k in self._used}
+            self._used = set()
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    changed: bool
+    """A new policy set is in service."""
+    revision: str
+    """The revision in service after the attempt."""
+    diagnostics: tuple[Diagnostic, ...] = ()
+    """Why the attempt failed (the previous set stays in service), or warnings."""
+
+
+class PolicyStore:
+    """The policy set in service, and safe reloads of it.
+
+    A reload builds the new set aside; only a set without errors replaces the current one, in
+    one assignment, so a request sees either the old set or the new one, never a mix. A broken
+    edit leaves the last good set in service and reports every error, with its position.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self._cache = ParseCache()
+        self._reload_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._snapshot: tuple[tuple[str, int, int], ...] = ()
+        self._current = self._build()  # raises PolicySetError: no good set to start with
+
+    @property
+    def current(self) -> PolicySet:
+        return self._current
+
+    def _build(self) -> PolicySet:
+        snapshot = _snapshot(self.folder)
+        policies, data_files, problems = read_folder(self.folder)
+        data, data_problems = _load_data(data_files)
+        try:
+            policy_set = build_policy_set(
+                policies,
+                data,
+                data_files,
+                [*problems, *data_problems],
+                parse=self._cache.parse,
+                root=str(self.folder),
+            )
+        finally:
+            self._cache.forget_unused()
+        self._snapshot = snapshot
+        return policy_set
+
+    def reload(self) -> ReloadResult:
+        """Build the folder's policy set aside and put it in service if it is clean."""
+        with self._reload_lock:
+            previous = self._current
+            try:
+                policy_set = self._build()
+            except PolicySetError as error:
+                _log.error(
+                    "policy reload failed; keeping revision %s in service:\n%s",
+                    previous.revision,
+                    error.render(),
+                )
+                return ReloadResult(False, previous.revision, error.diagnostics)
+            self._current = policy_set
+            changed = policy_set.revision != previous.revision
+            if changed:
+                _log.info(
+                    "policies reloaded: revision %s -> %s, %d rules",
+                    previous.revision,
+                    policy_set.revision,
+                    len(policy_set.rules),
+                )
+            for warning in policy_set.warnings:
+                _log.warning("%s", warning.render())
+            return ReloadResult(changed, policy_set.revision, policy_set.warnings)
+
+    def changed_on_disk(self) -> bool:
+        return _snapshot(self.folder) != self._snapshot
+
+    def watch(self, poll_seconds: float) -> None:
+        """Reload whenever a policy or data file changes (checked every `poll_seconds`)."""
+        if self._watcher is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(poll_seconds):
+                try:
+                    if self.changed_on_disk():
+                        self.reload()
+                except Exception:  # a watcher that dies silently would be worse
+                    _log.exception("policy watcher: unexpected error")
+
+        self._watcher = threading.Thread(target=loop, name="pdp-policy-watch", daemon=True)
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+
+def _snapshot(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, modification time and size of every file that makes up the set."""
+    entries = []
+    if root.is_dir():
+        for path in _walk(root):
+            relevant = path.suffix == POLICY_SUFFIX or (
+                path.suffix == ".json" and DATA_DIRECTORY in path.relative_to(root).parts[:-1]
+            )
+            if relevant:
+                try:
+                    status = path.stat()
+                except OSError:
+                    continue
+                entries.append((str(path), status.st_mtime_ns, status.st_size))
+    return tuple(entries)

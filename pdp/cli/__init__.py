@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pdp.cli import check, lint
+from pdp.cli import audit, call, check, dev_keys, lint, serve, token
 
-SUBCOMMANDS = (check, lint)
+SUBCOMMANDS = (check, lint, serve, token, call, dev_keys, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pdp.engine.compiler import Compiler
@@ -18,7 +20,7 @@ from pdp.engine.index import RuleIndex
 from pdp.engine.rule import CompiledRule, default_message, make_reason
 from pdp.language import ast
 from pdp.language.checker import check_policy_set
-from pdp.language.parser import parse_source
+from pdp.language.parser import ParseResult, parse_source
 from pdp.language.source import Diagnostic, Source, attach_source_lines
 
 
@@ -43,16 +45,27 @@ class PolicySet:
     data: Mapping[str, Any] = field(repr=False)
     sources: dict[str, Source] = field(repr=False)
     warnings: tuple[Diagnostic, ...] = ()
+    subject_claims_read: frozenset[str] | None = frozenset()
+    """Subject claims the rules read; None when any claim may matter."""
 
     def rule(self, rule_id: str) -> CompiledRule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
 
 
-def revision_of(sources: Sequence[Source], extra: Sequence[Source] = ()) -> str:
+def revision_of(sources: Sequence[Source], extra: Sequence[Source] = (), root: str = "") -> str:
+    """A digest of every file's name and text. Names count from `root`, so the same policies
+    have the same revision wherever the folder sits (on every host of a fleet, say)."""
     digest = hashlib.sha256()
-    for source in sorted([*sources, *extra], key=lambda s: s.name):
-        digest.update(source.name.encode() + b"\0" + source.text.encode() + b"\0")
+    named = sorted(
+        (Path(os.path.relpath(s.name, root)).as_posix() if root else s.name, s.text)
+        for s in [*sources, *extra]
+    )
+    for name, text in named:
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+Parse = Callable[[Source], ParseResult]
 
 
 def build_policy_set(
@@ -60,14 +73,19 @@ def build_policy_set(
     data: Mapping[str, Any] | None = None,
     data_sources: Sequence[Source] = (),
     problems: Sequence[Diagnostic] = (),
+    *,
+    parse: Parse = parse_source,
+    root: str = "",
 ) -> PolicySet:
     """Parse, check and compile `sources` (in the order given) with reference `data`.
 
     `problems` are diagnostics found before parsing (unreadable files, bad data), reported with
-    the rest. `data_sources` only contribute to the revision.
+    the rest. `data_sources` only contribute to the revision. `parse` lets a caller reuse the
+    parse of files that did not change (see pdp.policy_store). `root` is the folder that file
+    names are relative to, for the revision.
     """
     with _collector_paused():
-        return _build(sources, data or {}, data_sources, problems)
+        return _build(sources, data or {}, data_sources, problems, parse=parse, root=root)
 
 
 @contextmanager
@@ -89,11 +107,14 @@ def _build(
     data: Mapping[str, Any],
     data_sources: Sequence[Source],
     problems: Sequence[Diagnostic],
+    *,
+    parse: Parse,
+    root: str,
 ) -> PolicySet:
     diagnostics = list(problems)
     files: list[ast.PolicyFile] = []
     for source in sources:
-        result = parse_source(source)
+        result = parse(source)
         diagnostics.extend(result.diagnostics)
         files.append(result.file)
     # Checked even when some declarations did not parse (they are left out of `files`), so an
@@ -116,13 +137,40 @@ def _build(
         raise PolicySetError(attach_source_lines(diagnostics, by_name))
 
     return PolicySet(
-        revision=revision_of(sources, data_sources),
+        revision=revision_of(sources, data_sources, root),
         rules=tuple(rules),
         index=RuleIndex(rules),
         data=data,
         sources=by_name,
         warnings=tuple(attach_source_lines(diagnostics, by_name)),
+        subject_claims_read=_subject_claims_read(files),
     )
+
+
+def _subject_claims_read(files: Sequence[ast.PolicyFile]) -> frozenset[str] | None:
+    """The names of the subject claims any rule reads (`subject.age`, `subject has tier`), or
+    None when some rule reads `subject` as a whole or by a computed key, so any claim may
+    matter. The audit log records exactly these, enough to evaluate the decision again."""
+    names: set[str] = set()
+    for policy_file in files:
+        for rule in policy_file.rules:
+            expressions = [rule.condition] if rule.condition is not None else []
+            if rule.reason is not None:
+                expressions.extend(p for p in rule.reason.parts if not isinstance(p, str))
+            for expression in expressions:
+                for node in ast.walk(expression):
+                    for child in ast.children(node):
+                        if not (isinstance(child, ast.Name) and child.name == "subject"):
+                            continue
+                        if isinstance(node, ast.Attr):
+                            names.add(node.name)
+                        elif isinstance(node, ast.Has) and node.obj is child:
+                            names.add(node.path[0])
+                        else:
+                            return None
+                    if isinstance(node, ast.Name) and node.name == "subject" and node is expression:
+                        return None
+    return frozenset(names)
 
 
 def _compile_rule(rule: ast.Rule, ordinal: int, compiler: Compiler) -> CompiledRule:

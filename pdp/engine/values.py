@@ -36,11 +36,7 @@ def from_json(value: Any, depth: int = 0) -> Any:
     if kind is str or kind is int or kind is bool:
         return value
     if kind is float:
-        if not math.isfinite(value):
-            raise InputError("numbers must be finite")
-        # repr() gives the shortest text that round-trips, so 0.1 stays 0.1 and not 0.1000...0555.
-        # Whole floats (protobuf sends every number as a double) become integers.
-        return int(value) if value.is_integer() and abs(value) < 2**53 else Decimal(repr(value))
+        return from_double(value)
     if kind is dict:
         out = {}
         for key, item in value.items():
@@ -59,6 +55,17 @@ def from_json(value: Any, depth: int = 0) -> Any:
     if kind is Decimal:
         return value
     raise InputError(f"unsupported input value of type {kind.__name__}")
+
+
+def from_double(value: float) -> int | Decimal:
+    """A JSON or protobuf number (a double) as an engine number: whole numbers that a double
+    holds exactly become integers, the rest decimals. Raises InputError if not finite."""
+    if not math.isfinite(value):
+        raise InputError("numbers must be finite")
+    if value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    # repr() gives the shortest text that reads back as the same double: 0.1 stays 0.1.
+    return Decimal(repr(value))
 
 
 def type_name(value: object) -> str:

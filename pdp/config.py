@@ -1,0 +1,315 @@
+"""Settings from one TOML file, frozen, with every default written here and nowhere else.
+
+`load_config(path)` refuses a file with an unknown key, a value of the wrong type or an
+impossible value, naming the key (`server.listen: ...`). Relative paths are resolved against the
+directory of the configuration file. docs/configuration.md documents every key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub")
+ASYMMETRIC_FAMILIES = {
+    "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+    "EC": ("ES256", "ES384", "ES512"),
+    "OKP": ("EdDSA",),
+}
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+
+
+class ConfigError(ValueError):
+    """A configuration that pdp refuses to start with; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    listen: str = "127.0.0.1:50051"
+    """host:port to serve on; port 0 picks a free port."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """Largest request or response message."""
+    max_batch_items: int = 100
+    """Most items in one CheckBatch."""
+    max_concurrent_rpcs: int = 64
+    """Calls served at once; more are refused with RESOURCE_EXHAUSTED."""
+    workers: int = 16
+    """Threads that run handlers."""
+    keepalive_seconds: int = 60
+    """Interval of keepalive pings to clients."""
+    keepalive_timeout_seconds: int = 20
+    """A client that does not answer a ping within this is disconnected."""
+    max_connection_idle_seconds: int = 300
+    """An idle connection is closed after this."""
+    max_connection_age_seconds: int = 3600
+    """Every connection is closed (gracefully) after this, so clients rebalance."""
+    max_connection_age_grace_seconds: int = 30
+    """Time in-flight calls get when a connection reaches its maximum age."""
+    shutdown_grace_seconds: int = 10
+    """On SIGTERM or SIGINT, in-flight calls get this long to finish."""
+    reflection: bool = True
+    """Serve gRPC server reflection (for grpcurl and similar tools)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    max_string_bytes: int = 4096
+    """Longest action, resource type, resource id or string value in a request."""
+    max_depth: int = 8
+    """Nesting of records and lists in resource attributes and context."""
+    max_values: int = 1000
+    """Values (leaves and containers) in one request's attributes and context together."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    dir: Path = Path("policies")
+    """The policy folder (see docs/language.md)."""
+    watch: bool = True
+    """Reload when files in the folder change."""
+    poll_seconds: float = 1.0
+    """How often the folder is checked for changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerSettings:
+    issuer: str
+    """The exact `iss` claim of this issuer's tokens."""
+    audiences: tuple[str, ...]
+    """A token's `aud` must name at least one of these."""
+    algorithms: tuple[str, ...]
+    """Allowed signing algorithms, all of one family (RSA, EC or EdDSA). Never `none`, and never
+    HMAC: a token issuer's keys are public keys."""
+    jwks_file: Path | None = None
+    """A JWKS file with the issuer's public keys."""
+    jwks_url: str | None = None
+    """A JWKS URL, fetched at start and when a token names an unknown key, at most once per
+    `jwks_cooldown_seconds`."""
+    jwks_cooldown_seconds: int = 300
+    """Least time between two fetches of jwks_url after a good fetch (a failed fetch may be
+    retried after 10 seconds)."""
+    jwks_timeout_seconds: float = 3.0
+    """How long a fetch of jwks_url may take."""
+    leeway_seconds: int = 30
+    """Clock skew allowed when checking exp, nbf and iat."""
+    max_lifetime_seconds: int = 86_400
+    """Longest accepted `exp - iat`."""
+    required_claims: tuple[str, ...] = DEFAULT_REQUIRED_CLAIMS
+    """Claims every token must carry (`sub` and `aud` are always checked)."""
+    max_token_bytes: int = 8192
+    """Longer tokens are refused before any decoding."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    path: Path = Path("var/audit/decisions.jsonl")
+    """The decision log, JSON Lines."""
+    max_bytes: int = 100 * 1024 * 1024
+    """The log is rotated when it would grow past this."""
+    keep: int = 10
+    """Rotated files kept (decisions.jsonl.1 is the newest)."""
+    fsync: bool = False
+    """fsync after every write: survives a machine crash, costs throughput. Without it a record
+    reaches the operating system before the answer is sent, which survives a pdp crash."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    policies: PolicySettings = field(default_factory=PolicySettings)
+    issuers: tuple[IssuerSettings, ...] = ()
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    requests: RequestLimits = field(default_factory=RequestLimits)
+    source: Path | None = None
+    """The file this was read from, if any."""
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    try:
+        return parse_config(document, base=path.parent, source=path)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def parse_config(document: dict[str, Any], base: Path, source: Path | None = None) -> Config:
+    _only_keys(document, "", ("server", "policies", "issuers", "audit", "requests"))
+    issuers = document.get("issuers", [])
+    if not isinstance(issuers, list) or not all(isinstance(i, dict) for i in issuers):
+        raise ConfigError("issuers: must be a list of tables ([[issuers]])")
+    config = Config(
+        server=_section(ServerSettings, document.get("server", {}), "server", base),
+        policies=_section(PolicySettings, document.get("policies", {}), "policies", base),
+        issuers=tuple(
+            _issuer(item, f"issuers[{number}]", base) for number, item in enumerate(issuers)
+        ),
+        audit=_section(AuditSettings, document.get("audit", {}), "audit", base),
+        requests=_section(RequestLimits, document.get("requests", {}), "requests", base),
+        source=source,
+    )
+    _validate(config)
+    return config
+
+
+# --- reading sections ----------------------------------------------------------------------------
+
+
+def _only_keys(table: Any, where: str, allowed: tuple[str, ...]) -> None:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where or 'the file'}: must be a table")
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise ConfigError(f"{_join(where, key)}: unknown key{hint}")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _section(kind: Any, table: Any, where: str, base: Path) -> Any:
+    names = tuple(f.name for f in fields(kind))
+    _only_keys(table, where, names)
+    values = {key: _value(kind, key, value, where, base) for key, value in table.items()}
+    for setting in fields(kind):
+        # Default paths are relative to the configuration file too, like written ones.
+        default = setting.default
+        if setting.name not in values and isinstance(default, Path) and not default.is_absolute():
+            values[setting.name] = base / default
+    try:
+        return kind(**values)
+    except TypeError as error:  # a required key is missing
+        missing = str(error).rsplit(" ", 1)[-1].strip("'")
+        raise ConfigError(f"{_join(where, missing)}: required") from None
+
+
+def _value(kind: Any, key: str, value: Any, where: str, base: Path) -> Any:
+    """Check one value against the field's annotation and convert it (paths, tuples)."""
+    annotation = next(str(f.type) for f in fields(kind) if f.name == key)
+    name = _join(where, key)
+    if annotation.startswith("Path"):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name}: must be a path (a non-empty string)")
+        return (base / value) if not Path(value).is_absolute() else Path(value)
+    if annotation.startswith("tuple[str"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{name}: must be a list of non-empty strings")
+        return tuple(value)
+    if annotation.startswith("str"):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name}: must be a non-empty string")
+        return value
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: must be true or false")
+        return value
+    if annotation == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{name}: must be an integer")
+        return value
+    if annotation == "float":
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(f"{name}: must be a number")
+        return float(value)
+    raise AssertionError(f"no reader for {annotation}")  # pragma: no cover
+
+
+def _issuer(table: Any, where: str, base: Path) -> IssuerSettings:
+    settings: IssuerSettings = _section(IssuerSettings, table, where, base)
+    return settings
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def _validate(config: Config) -> None:
+    server = config.server
+    host, _, port = server.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError("server.listen: must be host:port, e.g. 127.0.0.1:50051")
+    for name in (
+        "max_message_bytes", "max_batch_items", "max_concurrent_rpcs", "workers",
+        "keepalive_seconds", "keepalive_timeout_seconds", "max_connection_idle_seconds",
+        "max_connection_age_seconds",
+    ):  # fmt: skip
+        if getattr(server, name) < 1:
+            raise ConfigError(f"server.{name}: must be at least 1")
+    for name in ("max_connection_age_grace_seconds", "shutdown_grace_seconds"):
+        if getattr(server, name) < 0:
+            raise ConfigError(f"server.{name}: must not be negative")
+    if config.policies.poll_seconds <= 0:
+        raise ConfigError("policies.poll_seconds: must be positive")
+    for name in ("max_string_bytes", "max_depth", "max_values"):
+        if getattr(config.requests, name) < 1:
+            raise ConfigError(f"requests.{name}: must be at least 1")
+    if config.audit.max_bytes < 1024:
+        raise ConfigError("audit.max_bytes: must be at least 1024")
+    if config.audit.keep < 1:
+        raise ConfigError("audit.keep: must be at least 1")
+    seen: set[str] = set()
+    for number, issuer in enumerate(config.issuers):
+        _validate_issuer(issuer, f"issuers[{number}]")
+        if issuer.issuer in seen:
+            raise ConfigError(f"issuers[{number}].issuer: `{issuer.issuer}` is configured twice")
+        seen.add(issuer.issuer)
+
+
+def _validate_issuer(issuer: IssuerSettings, where: str) -> None:
+    if not issuer.audiences:
+        raise ConfigError(f"{where}.audiences: name at least one audience")
+    if not issuer.algorithms:
+        raise ConfigError(f"{where}.algorithms: name at least one algorithm")
+    if any(algorithm.lower() == "none" for algorithm in issuer.algorithms):
+        raise ConfigError(f"{where}.algorithms: `none` is never allowed")
+    # SECURITY: one family per issuer. Mixing HMAC with public-key algorithms is how a token
+    # signed with the public key as an HMAC secret gets accepted (RFC 8725, section 3.1).
+    families = {
+        family
+        for family, members in ASYMMETRIC_FAMILIES.items()
+        for algorithm in issuer.algorithms
+        if algorithm in members
+    }
+    unknown = [
+        a
+        for a in issuer.algorithms
+        if a not in HMAC_ALGORITHMS and not any(a in m for m in ASYMMETRIC_FAMILIES.values())
+    ]
+    if unknown:
+        raise ConfigError(f"{where}.algorithms: unknown algorithm `{unknown[0]}`")
+    if any(a in HMAC_ALGORITHMS for a in issuer.algorithms):
+        raise ConfigError(
+            f"{where}.algorithms: HMAC algorithms are not supported for token issuers; "
+            "use RS*, PS*, ES* or EdDSA"
+        )
+    if len(families) > 1:
+        raise ConfigError(
+            f"{where}.algorithms: all algorithms of an issuer must be of one family "
+            "(RSA, EC or EdDSA)"
+        )
+    if issuer.jwks_file is None and issuer.jwks_url is None:
+        raise ConfigError(f"{where}: set jwks_file or jwks_url (or both)")
+    if issuer.jwks_url is not None and not issuer.jwks_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where}.jwks_url: must be an http(s) URL")
+    for name in ("jwks_cooldown_seconds", "max_lifetime_seconds", "max_token_bytes"):
+        if getattr(issuer, name) < 1:
+            raise ConfigError(f"{where}.{name}: must be at least 1")
+    if issuer.leeway_seconds < 0:
+        raise ConfigError(f"{where}.leeway_seconds: must not be negative")
+    if issuer.jwks_timeout_seconds <= 0:
+        raise ConfigError(f"{where}.jwks_timeout_seconds: must be positive")
+    if "sub" not in issuer.required_claims:
+        raise ConfigError(f"{where}.required_claims: must include `sub` (who the subject is)")

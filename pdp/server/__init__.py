@@ -1,0 +1,1 @@
+"""The gRPC service: the only package that imports grpc and the generated pdp.v1 code."""

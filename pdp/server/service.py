@@ -1,0 +1,84 @@
+"""The DecisionService handlers: decode, convert, ask the decision point, convert back.
+
+Requests arrive as raw bytes and are decoded here rather than by the gRPC runtime: a message
+the runtime cannot decode (garbage, invalid UTF-8, Struct nesting beyond protobuf's limit) would
+otherwise fail as INTERNAL before any handler ran, unanswered and unaudited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Never, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from pdp.config import Config
+from pdp.decision_point import DecisionPoint
+from pdp.server import convert
+from pdp.server.convert import InvalidRequestError
+from pdp.v1 import decision_pb2 as pb
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["DecisionService"].full_name
+DECISION_ID_HEADER = "pdp-decision-id"
+
+_log = logging.getLogger("pdp.server")
+M = TypeVar("M", bound=Message)
+
+
+class DecisionService:
+    def __init__(self, point: DecisionPoint, config: Config) -> None:
+        self.point = point
+        self.limits = config.requests
+        self.max_batch_items = config.server.max_batch_items
+
+    def check(self, payload: bytes, context: grpc.ServicerContext) -> pb.CheckResponse:
+        request = self._decode(pb.CheckRequest, payload, context)
+        credential = convert.credential(request.credentials)
+        try:
+            query, attributes = convert.check_request(request, self.limits)
+        except InvalidRequestError as error:
+            self._reject(context, convert.credential_kind(request.credentials), str(error))
+        [answer] = self.point.decide(credential, [query], attributes, request.explain)
+        return convert.response(answer)
+
+    def check_batch(self, payload: bytes, context: grpc.ServicerContext) -> pb.CheckBatchResponse:
+        request = self._decode(pb.CheckBatchRequest, payload, context)
+        credential = convert.credential(request.credentials)
+        try:
+            queries, attributes = convert.batch_request(request, self.limits, self.max_batch_items)
+        except InvalidRequestError as error:
+            self._reject(context, convert.credential_kind(request.credentials), str(error))
+        answers = self.point.decide(credential, queries, attributes, request.explain)
+        return pb.CheckBatchResponse(results=[convert.response(a) for a in answers])
+
+    def _decode(self, kind: type[M], payload: bytes, context: grpc.ServicerContext) -> M:
+        try:
+            return kind.FromString(payload)
+        except (DecodeError, RecursionError, ValueError):
+            self._reject(
+                context,
+                "unknown",
+                f"the request is not a valid {kind.DESCRIPTOR.name} (malformed, or nested "
+                "too deeply to decode)",
+            )
+
+    def _reject(self, context: grpc.ServicerContext, kind: str, message: str) -> Never:
+        decision_id = self.point.reject(kind, message)
+        context.set_trailing_metadata(((DECISION_ID_HEADER, decision_id),))
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def handler(service: DecisionService) -> grpc.GenericRpcHandler:
+    def unary(
+        method: Callable[[bytes, grpc.ServicerContext], Message],
+    ) -> grpc.RpcMethodHandler[bytes, Message]:
+        # No request_deserializer: the handler gets the bytes (see the module docstring).
+        return grpc.unary_unary_rpc_method_handler(
+            method, response_serializer=lambda message: message.SerializeToString()
+        )
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE_NAME, {"Check": unary(service.check), "CheckBatch": unary(service.check_batch)}
+    )
