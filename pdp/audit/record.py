@@ -19,6 +19,8 @@ from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
+import orjson
+
 from pdp.engine.decision import Decision, Reason, Request
 from pdp.engine.values import format_duration
 from pdp.identity.subject import Subject
@@ -111,29 +113,59 @@ def encode(records: Sequence[Mapping[str, Any]]) -> bytes:
     """JSON Lines: one record per line, each line ending in a newline, UTF-8, compact.
 
     JSON escapes every control character inside strings, so a value can never break a line.
+    orjson does the work (the standard library's encoder took 8 times as long, a third of a
+    decision's cost in a batch); it refuses what it cannot write exactly (a lone surrogate, an
+    integer beyond 64 bits), and then the standard library writes the batch instead.
     """
     if not records:
         return b""
-    text = "\n".join(map(_UTF8_ENCODER.encode, records))
     try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate (json.loads turns "\ud800" into one) has no UTF-8 form; \u escapes
-        # keep such a record exact. Rare, so only this batch pays for the second pass.
+        lines = [orjson.dumps(record, default=_json_value, option=_ORJSON) for record in records]
+        return b"\n".join(lines) + b"\n"
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
         return b"".join(_encode_one(record) for record in records)
 
 
 def format_time(time: datetime) -> str:
     """RFC 3339 in UTC with microseconds: `2026-11-23T10:00:00.123456Z` (sorts as text)."""
+    global _last_time  # noqa: PLW0603 - a one-entry cache: a batch shares one time
+    last = _last_time
+    if last is not None and last[0] is time:
+        return last[1]
     if time.tzinfo is None:
         raise ValueError("audit times must be timezone-aware")
-    return time.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    text = time.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    _last_time = (time, text)
+    return text
+
+
+_last_time: tuple[datetime, str] | None = None
+
+# Datetimes go through _json_value for the log's own format (UTC, microseconds, Z). SECURITY:
+# so do dataclasses, which orjson would otherwise write field by field: an object that reaches
+# a record by mistake is named by its type, never spelled out.
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 # --- encoding ------------------------------------------------------------------------------------
 
 
 def _subject(subject: Subject, claims_read: frozenset[str] | None) -> dict[str, Any]:
+    # Every record of a batch has the same subject: build its part once (records are never
+    # changed after they are built, so sharing the dict is safe).
+    global _last_subject  # noqa: PLW0603 - a one-entry cache
+    last = _last_subject
+    if last is not None and last[0] is subject and last[1] is claims_read:
+        return last[2]
+    built = _build_subject(subject, claims_read)
+    _last_subject = (subject, claims_read, built)
+    return built
+
+
+_last_subject: tuple[Subject, frozenset[str] | None, dict[str, Any]] | None = None
+
+
+def _build_subject(subject: Subject, claims_read: frozenset[str] | None) -> dict[str, Any]:
     attributes = subject.attributes
     if claims_read is None:
         claims: Mapping[str, Any] = attributes

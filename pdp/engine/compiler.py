@@ -29,7 +29,7 @@ from pdp.engine.errors import (
     TypeMismatchError,
 )
 from pdp.engine.functions import IMPLEMENTATIONS
-from pdp.engine.values import equal, render_text, type_name
+from pdp.engine.values import MAX_RENDERED, equal, render_text, type_name
 from pdp.language import ast, literals
 from pdp.language.limits import INT_MAX, INT_MIN
 from pdp.language.source import Diagnostic, Span
@@ -117,22 +117,28 @@ class Compiler:
         """A reason message: a plain string, or a closure that renders its interpolations."""
         if all(isinstance(part, str) for part in template.parts):
             return "".join(part for part in template.parts if isinstance(part, str))
-        pieces: list[str | Closure] = [
-            part if isinstance(part, str) else self.compile(part).fn for part in template.parts
-        ]
+        # One str.format call per render: the text parts become the format string (braces
+        # doubled), each interpolation a `{}` slot.
+        layout = "".join(
+            part.replace("{", "{{").replace("}", "}}") if isinstance(part, str) else "{}"
+            for part in template.parts
+        )
+        getters = tuple(
+            self.compile(part).fn for part in template.parts if not isinstance(part, str)
+        )
 
         def render(env: Env) -> str:
-            out = []
-            for piece in pieces:
-                if isinstance(piece, str):
-                    out.append(piece)
-                    continue
+            values = []
+            for get in getters:
                 try:
-                    out.append(render_text(piece(env)))
+                    value = get(env)
                 except EvaluationError:
                     # A reason is for people; an absent value must not make the rule fail.
-                    out.append("<missing>")
-            return "".join(out)
+                    values.append("<missing>")
+                    continue
+                short_text = type(value) is str and len(value) <= MAX_RENDERED
+                values.append(value if short_text else render_text(value))
+            return layout.format(*values)
 
         return render
 
@@ -386,7 +392,23 @@ class Compiler:
         return Compiled(present)
 
     def default(self, expr: ast.Default) -> Compiled:
-        value, fallback = self.compile(expr.value).fn, self.compile(expr.fallback).fn
+        fallback = self.compile(expr.fallback).fn
+        inner = expr.value
+        if (
+            isinstance(inner, ast.Attr)
+            and isinstance(inner.obj, ast.Name)
+            and inner.obj.name in ("subject", "resource", "context")
+        ):
+            # `subject.tier ?? "free"`, the common case: a lookup, not a raised exception.
+            key, get_root = inner.name, operator.attrgetter(inner.obj.name)
+            absent = object()
+
+            def attribute_or_default(env: Env) -> Any:
+                found = get_root(env).get(key, absent)
+                return fallback(env) if found is absent else found
+
+            return Compiled(attribute_or_default)
+        value = self.compile(inner).fn
 
         def with_default(env: Env) -> Any:
             try:

@@ -124,13 +124,14 @@ def _records_equal(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
 
 # --- rendering -----------------------------------------------------------------------------------
 
-_MAX_RENDERED = 120
+MAX_RENDERED = 120
+"""Longest value shown in an explanation or a reason; longer ones are cut with `...`."""
 
 
 def render(value: object) -> str:
     """A value as policy syntax, for explanations: `16`, `"RU"`, `ip("10.0.0.1")`, `[1, 2]`."""
     text = _render(value, 0)
-    return text if len(text) <= _MAX_RENDERED else text[: _MAX_RENDERED - 3] + "..."
+    return text if len(text) <= MAX_RENDERED else text[: MAX_RENDERED - 3] + "..."
 
 
 def _render(value: object, depth: int) -> str:
@@ -140,7 +141,7 @@ def _render(value: object, depth: int) -> str:
         case int() | Decimal():
             return str(value)
         case str():
-            shown = value if len(value) <= _MAX_RENDERED else value[:_MAX_RENDERED]
+            shown = value if len(value) <= MAX_RENDERED else value[:MAX_RENDERED]
             return json.dumps(shown, ensure_ascii=False)
         case datetime():
             return f'datetime("{value.isoformat().replace("+00:00", "Z")}")'
@@ -166,7 +167,7 @@ def _render(value: object, depth: int) -> str:
 def render_text(value: object) -> str:
     """A value inside a reason message: strings without quotes, the rest as policy syntax."""
     if type(value) is str:
-        return value if len(value) <= _MAX_RENDERED else value[:_MAX_RENDERED] + "..."
+        return value if len(value) <= MAX_RENDERED else value[:MAX_RENDERED] + "..."
     return render(value)
 
 

@@ -24,11 +24,14 @@ class InvalidRequestError(ValueError):
     """A malformed request: answered with INVALID_ARGUMENT and this message."""
 
 
-class _Budget:
-    __slots__ = ("left",)
+class _Reading:
+    """The limits of one request, and how many more values it may hold."""
 
-    def __init__(self, values: int) -> None:
-        self.left = values
+    __slots__ = ("left", "limits")
+
+    def __init__(self, limits: RequestLimits) -> None:
+        self.limits = limits
+        self.left = limits.max_values
 
 
 def credential(message: pb.Credentials) -> Credential | None:
@@ -45,9 +48,9 @@ def credential_kind(message: pb.Credentials) -> str:
 
 
 def check_request(request: pb.CheckRequest, limits: RequestLimits) -> tuple[Query, dict[str, Any]]:
-    budget = _Budget(limits.max_values)
+    budget = _Reading(limits)
     query = _query(request, limits=limits, budget=budget, where="")
-    context = _struct(request.context, limits, budget, "context", 1)
+    context = _struct(request.context, budget, "context", 1)
     return query, context
 
 
@@ -60,8 +63,8 @@ def batch_request(
         raise InvalidRequestError(
             f"a batch holds at most {max_items} items, not {len(request.items)}"
         )
-    budget = _Budget(limits.max_values)
-    context = _struct(request.context, limits, budget, "context", 1)
+    budget = _Reading(limits)
+    context = _struct(request.context, budget, "context", 1)
     queries = [
         _query(item, limits=limits, budget=budget, where=f"items[{n}].")
         for n, item in enumerate(request.items)
@@ -70,7 +73,7 @@ def batch_request(
 
 
 def _query(
-    item: pb.CheckRequest | pb.CheckItem, *, limits: RequestLimits, budget: _Budget, where: str
+    item: pb.CheckRequest | pb.CheckItem, *, limits: RequestLimits, budget: _Reading, where: str
 ) -> Query:
     action, resource = item.action, item.resource
     if not action:
@@ -80,7 +83,7 @@ def _query(
         raise InvalidRequestError(f"{where}resource.type is required")
     _check_string(resource.type, limits, f"{where}resource.type")
     _check_string(resource.id, limits, f"{where}resource.id")
-    attributes = _struct(resource.attributes, limits, budget, f"{where}resource.attributes", 1)
+    attributes = _struct(resource.attributes, budget, f"{where}resource.attributes", 1)
     # The fields win over attributes of the same name: `type` is what targets match.
     attributes["type"] = resource.type
     attributes["id"] = resource.id
@@ -93,39 +96,51 @@ def _check_string(text: str, limits: RequestLimits, where: str) -> None:
         raise InvalidRequestError(f"{where} is longer than {limits.max_string_bytes} bytes")
 
 
-def _struct(
-    struct: Struct, limits: RequestLimits, budget: _Budget, where: str, depth: int
-) -> dict[str, Any]:
+def _struct(struct: Struct, budget: _Reading, where: str, depth: int) -> dict[str, Any]:
+    # The hot loop of every request: location texts are built only when something is wrong.
+    limits = budget.limits
     if depth > limits.max_depth:
         raise InvalidRequestError(f"{where} is nested more than {limits.max_depth} levels deep")
+    quick = limits.max_string_bytes // 4  # shorter strings cannot be too long, even in UTF-8
     out: dict[str, Any] = {}
     for key, value in struct.fields.items():
-        _check_string(key, limits, f"{where} key")
-        converted = _value(value, limits, budget, f"{where}.{key}", depth)
-        if converted is not None:
-            out[key] = converted
+        if len(key) > quick:
+            _check_string(key, limits, f"{where} key")
+        kind = value.WhichOneof("kind")
+        if kind == "string_value":
+            budget.left -= 1
+            text = value.string_value
+            if len(text) > quick:
+                _check_string(text, limits, f"{where}.{key}")
+            out[key] = text
+        elif kind is None or kind == "null_value":
+            continue  # absent
+        else:
+            out[key] = _value(value, kind, budget, f"{where}.{key}", depth)
+        if budget.left < 0:
+            raise InvalidRequestError(f"the request has more than {limits.max_values} values")
     return out
 
 
-def _list(
-    items: ListValue, limits: RequestLimits, budget: _Budget, where: str, depth: int
-) -> list[Any]:
+def _list(items: ListValue, budget: _Reading, where: str, depth: int) -> list[Any]:
+    limits = budget.limits
     if depth > limits.max_depth:
         raise InvalidRequestError(f"{where} is nested more than {limits.max_depth} levels deep")
     out = []
     for value in items.values:
-        converted = _value(value, limits, budget, f"{where}[]", depth)
-        if converted is None:
+        kind = value.WhichOneof("kind")
+        if kind is None or kind == "null_value":
             raise InvalidRequestError(f"{where} contains null (lists cannot)")
-        out.append(converted)
+        out.append(_value(value, kind, budget, f"{where}[]", depth))
+        if budget.left < 0:
+            raise InvalidRequestError(f"the request has more than {limits.max_values} values")
     return out
 
 
-def _value(value: Value, limits: RequestLimits, budget: _Budget, where: str, depth: int) -> Any:
+def _value(value: Value, kind: str, budget: _Reading, where: str, depth: int) -> Any:
+    """A Value that is not null (the caller decides what null means where it is)."""
+    limits = budget.limits
     budget.left -= 1
-    if budget.left < 0:
-        raise InvalidRequestError(f"the request has more than {limits.max_values} values")
-    kind = value.WhichOneof("kind")
     if kind == "string_value":
         text = value.string_value
         _check_string(text, limits, where)
@@ -138,37 +153,34 @@ def _value(value: Value, limits: RequestLimits, budget: _Budget, where: str, dep
     if kind == "bool_value":
         return value.bool_value
     if kind == "struct_value":
-        return _struct(value.struct_value, limits, budget, where, depth + 1)
-    if kind == "list_value":
-        return _list(value.list_value, limits, budget, where, depth + 1)
-    return None  # null, or no kind at all: absent
+        return _struct(value.struct_value, budget, where, depth + 1)
+    return _list(value.list_value, budget, where, depth + 1)
 
 
-def response(answer: Answer) -> pb.CheckResponse:
+def fill_response(message: pb.CheckResponse, answer: Answer) -> pb.CheckResponse:
+    """Write `answer` into `message`. Filling messages in place (repeated `.add()`) costs half
+    as much as building sub-messages and passing them in."""
     decision = answer.decision
-    return pb.CheckResponse(
-        decision=_DECISIONS[decision.allowed],
-        reasons=[
-            pb.Reason(code=r.code, rule=r.rule, message=r.message, source=r.source)
-            for r in decision.reasons
-        ],
-        decision_id=answer.decision_id,
-        policy_revision=decision.policy_revision,
-        explanations=[
-            pb.Explanation(
-                rule=e.rule,
-                effect=e.effect,
-                expression=e.expression,
-                outcome=e.outcome,
-                values=[pb.Explanation.Value(expression=n, value=v) for n, v in e.values],
-                source=e.source,
-                detail=e.detail,
-                message=e.message,
-            )
-            for e in decision.explanations
-        ],
-        errors=[
-            pb.RuleError(rule=e.rule, effect=e.effect, message=e.message, source=e.source)
-            for e in decision.errors
-        ],
-    )
+    message.decision = _DECISIONS[decision.allowed]
+    message.decision_id = answer.decision_id
+    message.policy_revision = decision.policy_revision
+    reasons = message.reasons
+    for r in decision.reasons:
+        reasons.add(code=r.code, rule=r.rule, message=r.message, source=r.source)
+    for e in decision.explanations:
+        explanation = message.explanations.add(
+            rule=e.rule,
+            effect=e.effect,
+            expression=e.expression,
+            outcome=e.outcome,
+            source=e.source,
+            detail=e.detail,
+            message=e.message,
+        )
+        for name, value in e.values:
+            explanation.values.add(expression=name, value=value)
+    for error in decision.errors:
+        message.errors.add(
+            rule=error.rule, effect=error.effect, message=error.message, source=error.source
+        )
+    return message

@@ -41,7 +41,7 @@ class DecisionService:
         except InvalidRequestError as error:
             self._reject(context, convert.credential_kind(request.credentials), str(error))
         [answer] = self.point.decide(credential, [query], attributes, request.explain)
-        return convert.response(answer)
+        return convert.fill_response(pb.CheckResponse(), answer)
 
     def check_batch(self, payload: bytes, context: grpc.ServicerContext) -> pb.CheckBatchResponse:
         request = self._decode(pb.CheckBatchRequest, payload, context)
@@ -51,7 +51,11 @@ class DecisionService:
         except InvalidRequestError as error:
             self._reject(context, convert.credential_kind(request.credentials), str(error))
         answers = self.point.decide(credential, queries, attributes, request.explain)
-        return pb.CheckBatchResponse(results=[convert.response(a) for a in answers])
+        response = pb.CheckBatchResponse()
+        results = response.results
+        for answer in answers:
+            convert.fill_response(results.add(), answer)
+        return response
 
     def _decode(self, kind: type[M], payload: bytes, context: grpc.ServicerContext) -> M:
         try:

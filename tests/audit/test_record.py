@@ -481,3 +481,13 @@ def test_no_token_key_password_or_signature_reaches_the_log() -> None:
     ]
     for secret in never:
         assert secret.encode() not in data, secret[:16]  # ...and nothing of the credential
+
+
+def test_a_credential_object_that_reaches_a_record_is_never_spelled_out() -> None:
+    # orjson writes dataclasses field by field unless told not to; a BearerToken that slipped
+    # into a context by mistake must show up as its type name only.
+    from pdp.identity.credentials import BearerToken
+
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.c2lnbmF0dXJl"
+    data = encode([{"context": {"credential": BearerToken(token)}}])
+    assert data == b'{"context":{"credential":"<BearerToken>"}}\n'
