@@ -209,7 +209,9 @@ class PolicyStore:
         return self._current
 
     def _build(self) -> PolicySet:
-        snapshot = _snapshot(self.folder)
+        # Taken before reading: a change made while we read shows up as a difference next time.
+        # Kept whatever the outcome, so a broken file is reported once, not on every poll.
+        self._snapshot = _snapshot(self.folder)
         policies, data_files, problems = read_folder(self.folder)
         data, data_problems = _load_data(data_files)
         try:
@@ -223,7 +225,6 @@ class PolicyStore:
             )
         finally:
             self._cache.forget_unused()
-        self._snapshot = snapshot
         return policy_set
 
     def reload(self) -> ReloadResult:

@@ -400,6 +400,9 @@ def test_a_broken_edit_keeps_the_last_good_set(
     # string after it, on the next line.
     assert f'shop.policy:{line + 1}:14: error: unexpected `"admins may delete"`' in caplog.text
     assert "unexpected" in caplog.text
+    # Reported once, not again on every poll while the file stays broken.
+    time.sleep(0.5)  # ten polls
+    assert caplog.text.count("policy reload failed") == 1
     # Fixing the file brings the server forward again.
     policy.write_text(text.replace("admins may delete", "admins may delete anything"))
     _wait_for(lambda: service.running.store.current.revision != good)
