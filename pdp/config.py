@@ -72,6 +72,9 @@ class PolicySettings:
     """Reload when files in the folder change."""
     poll_seconds: float = 1.0
     """How often the folder is checked for changes."""
+    validate_requests: str = "off"
+    """Check each request's attributes against the folder's schema.toml: "off", "warn" (log
+    what does not match and decide anyway) or "reject" (DENY with error.schema)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +256,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"server.{name}: must not be negative")
     if config.policies.poll_seconds <= 0:
         raise ConfigError("policies.poll_seconds: must be positive")
+    if config.policies.validate_requests not in ("off", "warn", "reject"):
+        raise ConfigError("policies.validate_requests: must be off, warn or reject")
     for name in ("max_string_bytes", "max_depth", "max_values"):
         if getattr(config.requests, name) < 1:
             raise ConfigError(f"requests.{name}: must be at least 1")

@@ -20,14 +20,18 @@ from pdp.audit.record import decision_record, rejected_record
 from pdp.audit.writer import AuditLog, AuditWriteError
 from pdp.engine.authorizer import authorize
 from pdp.engine.decision import Decision, Reason, Request
+from pdp.engine.validation import validate_request
 from pdp.identity.authenticator import Authenticator
 from pdp.identity.credentials import Credential
 from pdp.identity.errors import AuthenticationError
 from pdp.identity.subject import Subject
+from pdp.language.schema import Schema
 from pdp.policy_store import PolicyStore
 
 AUDIT_FAILED = "error.audit"
 INTERNAL = "error.internal"
+SCHEMA = "error.schema"
+_WARN_EVERY_SECONDS = 60.0
 
 _log = logging.getLogger("pdp.decisions")
 
@@ -69,12 +73,15 @@ class DecisionPoint:
         authenticator: Authenticator,
         audit: AuditLog,
         clock: Callable[[], datetime] = utc_now,
+        validate_requests: str = "off",
     ) -> None:
         self.policies = policies
         self.authenticator = authenticator
         self.audit = audit
         self.clock = clock
         self.ids = DecisionIds()
+        self.validate_requests = validate_requests
+        self._warned: dict[str, float] = {}
 
     def decide(
         self,
@@ -106,10 +113,16 @@ class DecisionPoint:
         attributes = subject.attributes if subject is not None else {}
         requests = [Request(attributes, q.action, q.resource, context) for q in queries]
         decisions = []
+        schema = policy_set.schema if self.validate_requests != "off" else None
         for request in requests:
             if refusal is not None:
                 decisions.append(refusal)
                 continue
+            if schema is not None:
+                mismatch = self._check_schema(schema, request, revision)
+                if mismatch is not None:
+                    decisions.append(mismatch)
+                    continue
             try:
                 decisions.append(authorize(policy_set, request, now, explain))
             except Exception:
@@ -146,6 +159,22 @@ class DecisionPoint:
             )
             decisions = [unrecorded] * len(decisions)
         return [Answer(d, i) for d, i in zip(decisions, ids, strict=True)]
+
+    def _check_schema(self, schema: Schema, request: Request, revision: str) -> Decision | None:
+        """A DENY for a request the schema rejects (in "reject" mode), else None."""
+        violations = validate_request(schema, request)
+        if not violations:
+            return None
+        message = "; ".join(violation.message for violation in violations)
+        if self.validate_requests == "reject":
+            return Decision(False, (Reason(SCHEMA, "", message),), (), (), revision)
+        now = time.monotonic()
+        for violation in violations:
+            # One line per attribute per minute: a misbehaving caller must not flood the log.
+            if now - self._warned.get(violation.attribute, -_WARN_EVERY_SECONDS) >= 60.0:
+                self._warned[violation.attribute] = now
+                _log.warning("request does not match the schema: %s", violation.message)
+        return None
 
     def reject(self, credential_kind: str, error: str, request: Request | None = None) -> str:
         """Audit a request refused as malformed (INVALID_ARGUMENT); returns its decision id."""

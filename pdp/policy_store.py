@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from pdp.engine.policy_set import PolicySet, PolicySetError, build_policy_set
 from pdp.engine.values import InputError, from_json
 from pdp.language.limits import MAX_DATA_FILE_BYTES, MAX_FILE_BYTES, MAX_FILES, MAX_SET_BYTES
 from pdp.language.parser import ParseResult, parse_source
+from pdp.language.schema import SCHEMA_FILE, load_schema
 from pdp.language.source import Diagnostic, Source, Span
 
 _log = logging.getLogger("pdp.policies")
@@ -32,30 +34,60 @@ DATA_DIRECTORY = "data"
 
 def load_policy_set(folder: str | os.PathLike[str]) -> PolicySet:
     """Read and build the policy set in `folder`. Raises PolicySetError with every problem."""
-    policies, data_files, problems = read_folder(Path(folder))
-    data, data_problems = _load_data(data_files)
-    problems = [*problems, *data_problems]
-    return build_policy_set(policies, data, data_files, problems, root=str(folder))
+    return _build_folder(Path(folder), parse_source)
 
 
-def read_folder(root: Path) -> tuple[list[Source], list[Source], list[Diagnostic]]:
-    """The policy sources and data sources below `root`, and problems reading them."""
-    problems: list[Diagnostic] = []
+def _build_folder(folder: Path, parse: Callable[[Source], ParseResult]) -> PolicySet:
+    contents = read_folder(folder)
+    data, data_problems = _load_data(contents.data)
+    schema, schema_problems = load_schema(contents.schemas)
+    return build_policy_set(
+        contents.policies,
+        data,
+        [*contents.data, *contents.schemas],
+        [*contents.problems, *data_problems, *schema_problems],
+        parse=parse,
+        root=str(folder),
+        schema=schema,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FolderContents:
+    policies: list[Source]
+    data: list[Source]
+    schemas: list[Source]
+    problems: list[Diagnostic]
+
+
+def _kind(root: Path, path: Path) -> str | None:
+    if path.suffix == POLICY_SUFFIX:
+        return "policy"
+    if path.name == SCHEMA_FILE:
+        return "schema"
+    if path.suffix == ".json" and DATA_DIRECTORY in path.relative_to(root).parts[:-1]:
+        return "data"
+    return None
+
+
+def read_folder(root: Path) -> FolderContents:
+    """The policy, data and schema sources below `root`, and problems reading them."""
+    contents = FolderContents([], [], [], [])
+    problems = contents.problems
     if not root.is_dir():
         problems.append(_problem(str(root), "not a directory"))
-        return [], [], problems
-    policies: list[Source] = []
-    data: list[Source] = []
-    total = 0
+        return contents
+    lists = {"policy": contents.policies, "data": contents.data, "schema": contents.schemas}
+    count = total = 0
     for path in _walk(root):
-        is_policy = path.suffix == POLICY_SUFFIX
-        is_data = path.suffix == ".json" and DATA_DIRECTORY in path.relative_to(root).parts[:-1]
-        if not (is_policy or is_data):
+        kind = _kind(root, path)
+        if kind is None:
             continue
-        if len(policies) + len(data) >= MAX_FILES:
+        count += 1
+        if count > MAX_FILES:
             problems.append(_problem(str(root), f"more than {MAX_FILES} files in the policy set"))
             break
-        limit = MAX_FILE_BYTES if is_policy else MAX_DATA_FILE_BYTES
+        limit = MAX_DATA_FILE_BYTES if kind == "data" else MAX_FILE_BYTES
         source, problem, size = _read(path, limit)
         total += size
         if total > MAX_SET_BYTES:
@@ -66,8 +98,8 @@ def read_folder(root: Path) -> tuple[list[Source], list[Source], list[Diagnostic
         if problem is not None:
             problems.append(problem)
         elif source is not None:
-            (policies if is_policy else data).append(source)
-    return policies, data, problems
+            lists[kind].append(source)
+    return contents
 
 
 def _walk(root: Path) -> list[Path]:
@@ -212,20 +244,10 @@ class PolicyStore:
         # Taken before reading: a change made while we read shows up as a difference next time.
         # Kept whatever the outcome, so a broken file is reported once, not on every poll.
         self._snapshot = _snapshot(self.folder)
-        policies, data_files, problems = read_folder(self.folder)
-        data, data_problems = _load_data(data_files)
         try:
-            policy_set = build_policy_set(
-                policies,
-                data,
-                data_files,
-                [*problems, *data_problems],
-                parse=self._cache.parse,
-                root=str(self.folder),
-            )
+            return _build_folder(self.folder, self._cache.parse)
         finally:
             self._cache.forget_unused()
-        return policy_set
 
     def reload(self) -> ReloadResult:
         """Build the folder's policy set aside and put it in service if it is clean."""
@@ -285,10 +307,7 @@ def _snapshot(root: Path) -> tuple[tuple[str, int, int], ...]:
     entries = []
     if root.is_dir():
         for path in _walk(root):
-            relevant = path.suffix == POLICY_SUFFIX or (
-                path.suffix == ".json" and DATA_DIRECTORY in path.relative_to(root).parts[:-1]
-            )
-            if relevant:
+            if _kind(root, path) is not None:
                 try:
                     status = path.stat()
                 except OSError:

@@ -21,6 +21,7 @@ from pdp.engine.rule import CompiledRule, default_message, make_reason
 from pdp.language import ast
 from pdp.language.checker import check_policy_set
 from pdp.language.parser import ParseResult, parse_source
+from pdp.language.schema import Schema
 from pdp.language.source import Diagnostic, Source, attach_source_lines
 
 
@@ -47,6 +48,8 @@ class PolicySet:
     warnings: tuple[Diagnostic, ...] = ()
     subject_claims_read: frozenset[str] | None = frozenset()
     """Subject claims the rules read; None when any claim may matter."""
+    schema: Schema | None = None
+    """The folder's schema, if it has one (for request-time validation)."""
 
     def rule(self, rule_id: str) -> CompiledRule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
@@ -76,6 +79,7 @@ def build_policy_set(
     *,
     parse: Parse = parse_source,
     root: str = "",
+    schema: Schema | None = None,
 ) -> PolicySet:
     """Parse, check and compile `sources` (in the order given) with reference `data`.
 
@@ -85,7 +89,9 @@ def build_policy_set(
     names are relative to, for the revision.
     """
     with _collector_paused():
-        return _build(sources, data or {}, data_sources, problems, parse=parse, root=root)
+        return _build(
+            sources, data or {}, data_sources, problems, parse=parse, root=root, schema=schema
+        )
 
 
 @contextmanager
@@ -110,6 +116,7 @@ def _build(
     *,
     parse: Parse,
     root: str,
+    schema: Schema | None,
 ) -> PolicySet:
     diagnostics = list(problems)
     files: list[ast.PolicyFile] = []
@@ -119,7 +126,7 @@ def _build(
         files.append(result.file)
     # Checked even when some declarations did not parse (they are left out of `files`), so an
     # author sees syntax and semantic errors in one pass.
-    diagnostics.extend(check_policy_set(files, data))
+    diagnostics.extend(check_policy_set(files, data, schema))
     by_name = {source.name: source for source in sources}
     if any(d.severity == "error" for d in diagnostics):
         raise PolicySetError(attach_source_lines(diagnostics, by_name))
@@ -144,6 +151,7 @@ def _build(
         sources=by_name,
         warnings=tuple(attach_source_lines(diagnostics, by_name)),
         subject_claims_read=_subject_claims_read(files),
+        schema=schema,
     )
 
 

@@ -10,6 +10,7 @@ Recursion over expressions is safe: the parser refuses trees deeper than MAX_EXP
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 from pdp.language import ast, literals
+from pdp.language.analysis import analyse_rules, proven_present
 from pdp.language.limits import INT_MAX, INT_MIN
+from pdp.language.schema import AttributeType, Schema
 from pdp.language.source import Diagnostic, Span
 from pdp.language.types import (
     ANY,
@@ -46,13 +49,16 @@ RESERVED_NAMES = frozenset(ast.ROOTS) | frozenset({"true", "false", "any", "all"
 
 
 def check_policy_set(
-    files: Sequence[ast.PolicyFile], data: Mapping[str, Any] | None = None
+    files: Sequence[ast.PolicyFile],
+    data: Mapping[str, Any] | None = None,
+    schema: Schema | None = None,
 ) -> list[Diagnostic]:
-    """Every diagnostic for the set, unsorted. `data` is the loaded reference data."""
+    """Every diagnostic for the set, unsorted. `data` is the loaded reference data; `schema`,
+    when the folder has one, declares the attributes and their types."""
     diagnostics: list[Diagnostic] = []
     first_seen: dict[str, Span] = {}
     for policy_file in files:
-        _FileChecker(policy_file, data or {}, diagnostics).run()
+        _FileChecker(policy_file, data or {}, diagnostics, schema).run()
         for rule in policy_file.rules:
             if rule.id in first_seen:
                 diagnostics.append(
@@ -64,6 +70,7 @@ def check_policy_set(
                 )
             else:
                 first_seen[rule.id] = rule.id_span
+    diagnostics.extend(analyse_rules(files))
     return diagnostics
 
 
@@ -111,15 +118,26 @@ class _Scope:
     constant_only: bool = False
     """Inside a `const` declaration: only literals, other constants and `data` are allowed."""
     used_consts: set[str] = field(default_factory=set)
+    resource_types: tuple[str, ...] | None = None
+    """The rule's resource types (None: any), for looking up `resource.*` in the schema."""
+    present: frozenset[tuple[str, ...]] = frozenset()
+    """Attribute paths known to be present here (`subject has x and ...`)."""
+    tolerant: bool = False
+    """Reading an absent attribute is handled here (left of `??`, in a reason)."""
 
 
 class _FileChecker:
     def __init__(
-        self, policy_file: ast.PolicyFile, data: Mapping[str, Any], out: list[Diagnostic]
+        self,
+        policy_file: ast.PolicyFile,
+        data: Mapping[str, Any],
+        out: list[Diagnostic],
+        schema: Schema | None = None,
     ) -> None:
         self.file = policy_file
         self.data = data
         self.out = out
+        self.schema = schema
         self.consts: dict[str, Type] = {}
         self.const_spans: dict[str, Span] = {}
         self.used: set[str] = set()
@@ -164,7 +182,8 @@ class _FileChecker:
                 self.warning("target", f"{what} `{name}` is listed twice", target.span)
             if any(not name for name in names):
                 self.error("target", f"an empty {what} name matches nothing", target.span)
-        scope = _Scope(dict(self.consts))
+        self.check_target(rule)
+        scope = _Scope(dict(self.consts), resource_types=rule.resources.names)
         if rule.condition is not None:
             condition_type = self.infer(rule.condition, scope)
             if condition_type.known and condition_type != BOOLEAN:
@@ -174,10 +193,61 @@ class _FileChecker:
                     rule.condition.span,
                 )
         if rule.reason is not None:
+            # A reason shows an absent value as <missing>: reading it there is fine.
+            tolerant = dataclasses.replace(scope, tolerant=True)
             for part in rule.reason.parts:
                 if not isinstance(part, str):
-                    self.infer(part, scope)
+                    self.infer(part, tolerant)
         self.used |= scope.used_consts
+
+    def check_target(self, rule: ast.Rule) -> None:
+        """With a schema that declares resources: the rule's types and actions must exist."""
+        resources = self.schema.resources if self.schema is not None else None
+        if resources is None:
+            return
+        types = rule.resources.names
+        for name in types or ():
+            if name not in resources:
+                hint = suggest(name, resources)
+                self.error(
+                    "target",
+                    f"resource type `{name}` is not declared in the schema{hint}",
+                    rule.resources.span,
+                )
+        # A target is every (action, type) pair of its lists; pairs that never occur are harmless,
+        # but an action that applies to none of the rule's types (or a type that takes none of
+        # its actions) can never be matched.
+        declared = [resources[name] for name in types or resources if name in resources]
+        if not declared:
+            return
+        actions = rule.actions.names
+        for action in actions or ():
+            if not any(action in resource.actions for resource in declared):
+                every = sorted({a for r in declared for a in r.actions})
+                scope = (
+                    "any resource type"
+                    if types is None
+                    else " or ".join(f"`{r.name}`" for r in declared)
+                )
+                self.error(
+                    "target",
+                    f"action `{action}` does not apply to {scope} "
+                    f"(its actions: {', '.join(every)}){suggest(action, every)}",
+                    rule.actions.span,
+                )
+        known = actions is not None and all(
+            any(action in resource.actions for resource in declared) for action in actions
+        )
+        if known and types is not None:
+            # (With an unknown action, the error above already says what is wrong.)
+            for resource in declared:
+                if not set(actions or ()) & set(resource.actions):
+                    self.error(
+                        "target",
+                        f"resource type `{resource.name}` takes none of the rule's actions "
+                        f"(its actions: {', '.join(resource.actions)})",
+                        rule.resources.span,
+                    )
 
     # --- type inference ------------------------------------------------------------------------
 
@@ -222,8 +292,13 @@ class _FileChecker:
         return operand_type
 
     def infer_bool_op(self, expr: ast.BoolOp, scope: _Scope) -> Type:
+        # `a and b` evaluates b only when a held, `a or b` only when a failed: what a proved
+        # about presence holds while b is evaluated.
+        present = scope.present
         for operand in expr.operands:
-            self.expect(self.infer(operand, scope), {"boolean"}, f"`{expr.op}`", operand.span)
+            inner = dataclasses.replace(scope, present=present) if present else scope
+            self.expect(self.infer(operand, inner), {"boolean"}, f"`{expr.op}`", operand.span)
+            present = present | proven_present(operand, holds=expr.op == "and")
         return BOOLEAN
 
     def infer_compare(self, expr: ast.Compare, scope: _Scope) -> Type:
@@ -232,10 +307,16 @@ class _FileChecker:
 
     def infer_has(self, expr: ast.Has, scope: _Scope) -> Type:
         self.expect(self.infer(expr.obj, scope), {"record"}, "`has`", expr.obj.span)
+        base = ast.attribute_path(expr.obj)
+        if base is not None and len(base) == 1 and base[0] in ("subject", "resource", "context"):
+            # Testing for an attribute the schema does not know is a typo as much as reading it.
+            tolerant = dataclasses.replace(scope, tolerant=True)
+            self.attribute_type((*base, *expr.path), expr, tolerant)
         return BOOLEAN
 
     def infer_default(self, expr: ast.Default, scope: _Scope) -> Type:
-        return join(self.infer(expr.value, scope), self.infer(expr.fallback, scope))
+        tolerant = dataclasses.replace(scope, tolerant=True)
+        return join(self.infer(expr.value, tolerant), self.infer(expr.fallback, scope))
 
     def expect(self, actual: Type, kinds: set[str], where: str, span: Span) -> None:
         if actual.known and actual.kind not in kinds:
@@ -266,8 +347,14 @@ class _FileChecker:
         root = inner.name if isinstance(inner, ast.Name) else None
         if root in ("subject", "resource", "context") and not scope.constant_only:
             # The common case, answered without walking the path.
-            return STRING if root == "resource" and expr.name in ("type", "id") else ANY
+            return self.attribute_type((root, expr.name), expr, scope)
         path = ast.attribute_path(expr)
+        if (
+            path is not None
+            and path[0] in ("subject", "resource", "context")
+            and not scope.constant_only
+        ):
+            return self.attribute_type(path, expr, scope)
         if path is not None and path[0] == "data":
             return self.infer_data_path(expr, path)
         obj_type = self.infer(inner, scope)
@@ -280,6 +367,87 @@ class _FileChecker:
         elif obj_type.known and obj_type.kind != "record":
             self.error("type", f"`.{expr.name}` needs a record, not {obj_type}", expr.span)
         return ANY
+
+    def attribute_type(self, path: tuple[str, ...], expr: ast.Expr, scope: _Scope) -> Type:
+        """The type of a request attribute path, from the schema when it declares it."""
+        root, name = path[0], path[1]
+        if root == "resource" and name in ("type", "id"):
+            return STRING
+        declared = self.declared(root, name, expr, scope)
+        if declared is None:
+            return ANY
+        shown = f"{root}.{name}"
+        self.check_presence(declared, path[:2], expr, scope)
+        for depth, key in enumerate(path[2:], start=2):
+            attributes = declared.attributes if declared.kind == "record" else None
+            if attributes is None:
+                if declared.kind != "record":
+                    self.error(
+                        "type", f"`{shown}` is {declared.describe()}, not a record", expr.span
+                    )
+                return ANY
+            if key not in attributes:
+                hint = suggest(key, attributes)
+                self.error("schema", f"unknown attribute `{shown}.{key}`{hint}", expr.span)
+                return ANY
+            declared = attributes[key]
+            shown = f"{shown}.{key}"
+            self.check_presence(declared, path[: depth + 1], expr, scope)
+        return declared.static_type()
+
+    def declared(self, root: str, name: str, expr: ast.Expr, scope: _Scope) -> AttributeType | None:
+        """The schema's declaration of `root.name`; None when the schema does not say (an
+        error is reported when the schema should say and does not)."""
+        schema = self.schema
+        if schema is None:
+            return None
+        if root == "resource":
+            if schema.resources is None or scope.resource_types is None:
+                return None
+            found: list[AttributeType] = []
+            for type_name in scope.resource_types:
+                resource = schema.resources.get(type_name)
+                if resource is None:
+                    return None  # reported as an undeclared target
+                if name not in resource.attributes:
+                    hint = suggest(name, resource.attributes)
+                    self.error(
+                        "schema",
+                        f"`resource.{name}` is not an attribute of `{type_name}`{hint}",
+                        expr.span,
+                    )
+                    return None
+                found.append(resource.attributes[name])
+            first = found[0]
+            if any(other.static_type() != first.static_type() for other in found[1:]):
+                return None  # declared differently by the rule's types: not checked further
+            return AttributeType(
+                first.kind,
+                any(d.optional for d in found),
+                first.element,
+                first.values,
+                first.attributes,
+            )
+        section = schema.root(root)
+        if section is None:
+            return None
+        if name not in section:
+            hint = suggest(name, section)
+            self.error("schema", f"unknown attribute `{root}.{name}`{hint}", expr.span)
+            return None
+        return section[name]
+
+    def check_presence(
+        self, declared: AttributeType, path: tuple[str, ...], expr: ast.Expr, scope: _Scope
+    ) -> None:
+        if declared.optional and not scope.tolerant and path not in scope.present:
+            shown = ".".join(path)
+            self.warning(
+                "optional",
+                f"optional attribute `{shown}` is read without a presence test; guard it with "
+                f"`{path[0]} has {'.'.join(path[1:])}` or give a default with `??`",
+                expr.span,
+            )
 
     def infer_data_path(self, expr: ast.Expr, path: tuple[str, ...]) -> Type:
         value: Any = self.data
@@ -329,6 +497,7 @@ class _FileChecker:
         op = expr.op
         left, right = self.infer(expr.left, scope), self.infer(expr.right, scope)
         span = expr.span
+        self.check_enum(expr, left, right)
         if op in ("==", "!="):
             if not same_family(left, right):
                 outcome = "true" if op == "!=" else "false"
@@ -356,6 +525,27 @@ class _FileChecker:
         elif op == "matches":
             self.expect(left, {"string"}, "`matches`", expr.left.span)
             self.check_pattern(expr.right, right, scope)
+
+    def check_enum(self, expr: ast.Compare, left: Type, right: Type) -> None:
+        """`subject.role == "suport"` when the schema says role is customer, support or admin."""
+        pairs = [(left, expr.right), (right, expr.left)]
+        if expr.op in ("==", "!=", "in", "not in"):
+            for typed, other in pairs[:1] if expr.op in ("in", "not in") else pairs:
+                if not typed.values:
+                    continue
+                literals = [other] if isinstance(other, ast.Literal) else []
+                if isinstance(other, ast.ListExpr):
+                    literals = [i for i in other.items if isinstance(i, ast.Literal)]
+                for literal in literals:
+                    value = literal.value
+                    if type(value) is str and value not in typed.values:
+                        allowed = ", ".join(f"`{v}`" for v in typed.values)
+                        self.error(
+                            "type",
+                            f"`{value}` is not one of the values the schema allows "
+                            f"({allowed}){suggest(value, typed.values)}",
+                            literal.span,
+                        )
 
     def check_membership(self, op: str, element: Type, collection: Type, span: Span) -> None:
         if collection.kind == "list":

@@ -15,6 +15,8 @@ from pdp.language import literals
 class Type:
     kind: str
     element: Type | None = None
+    values: tuple[str, ...] = ()
+    """For a string from a schema enumeration: the values it can take."""
 
     def __str__(self) -> str:
         if self.kind == "list" and self.element is not None and self.element.kind != "any":
@@ -78,6 +80,8 @@ def join(a: Type, b: Type) -> Type:
     """The type of a value that is one or the other (e.g. `x ?? fallback`)."""
     if a == b:
         return a
+    if a.kind == "string" and b.kind == "string":
+        return STRING
     if a.kind in NUMERIC_KINDS and b.kind in NUMERIC_KINDS:
         return DECIMAL if DECIMAL in (a, b) else INTEGER
     if a.kind == "list" and b.kind == "list":

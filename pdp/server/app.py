@@ -91,8 +91,11 @@ def create_server(
         audit = AuditLog(config.audit)
     except AuditWriteError as error:
         raise StartupError(f"audit log: {error}") from None
+    point = DecisionPoint(
+        store, authenticator, audit, clock, validate_requests=config.policies.validate_requests
+    )
     try:
-        return _start(config, listen, store, DecisionPoint(store, authenticator, audit, clock))
+        return _start(config, listen, store, point)
     except BaseException:
         audit.close()
         raise

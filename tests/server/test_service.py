@@ -424,3 +424,26 @@ def test_a_new_issuer_key_is_not_trusted_until_configured(pdp_service: ServiceFa
     stranger = rsa_issuer(kid=service.issuers[0].kid)  # same issuer name and kid, other key
     result = service.client.check(stranger.sign(), **ADULT_PURCHASE)  # type: ignore[arg-type]
     assert [r.code for r in result.reasons] == ["authn.bad_signature"]
+
+
+# --- request-time schema validation --------------------------------------------------------
+
+
+def test_schema_reject_mode_denies_with_the_attribute_named(pdp_service: ServiceFactory) -> None:
+    service = pdp_service(policies={"validate_requests": "reject"})
+    result = service.client.check(service.token(age="30"), **ADULT_PURCHASE)  # type: ignore[arg-type]
+    assert not result.allowed
+    assert [(r.code, r.message) for r in result.reasons] == [
+        ("error.schema", "`subject.age` must be an integer, not string")
+    ]
+    assert allowed(service, service.token())  # a request that matches is decided as usual
+
+
+def test_schema_warn_mode_decides_and_logs(
+    pdp_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = pdp_service(policies={"validate_requests": "warn"})
+    result = service.client.check(service.token(role="root"), "delete", "Order", "o-1")
+    assert not result.allowed
+    assert [r.code for r in result.reasons] == ["default.deny"]
+    assert "request does not match the schema: `subject.role` must be one of" in caplog.text
