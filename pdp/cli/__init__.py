@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pdp.cli import audit, call, check, dev_keys, lint, serve, token, validate
+from pdp.cli import audit, call, check, dev_keys, lint, serve, test, token, validate
 
-SUBCOMMANDS = (check, lint, validate, serve, token, call, dev_keys, audit)
+SUBCOMMANDS = (check, lint, validate, test, serve, token, call, dev_keys, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,13 +79,13 @@ def explain_rule(rule: CompiledRule, env: Env, sources: dict[str, Source]) -> Ex
             break
         node, outcome = child
     values = tuple(
-        (_text(operand, sources), _shown(rule.compiler, operand, env))
+        (expression_text(operand, sources), _shown(rule.compiler, operand, env))
         for operand in _operands(node)
     )
     return Explanation(
         rule=rule.id,
         effect=rule.effect.value,
-        expression=_text(node, sources),
+        expression=expression_text(node, sources),
         outcome="error" if outcome.error is not None else "false",
         values=values,
         source=str(node.span),
@@ -177,7 +177,7 @@ _STRING_OR_COMMENT = re.compile(r'("(?:[^"\\\n]|\\.)*")|#[^\n]*')
 _SPACE = re.compile(r"\s+")
 
 
-def _text(expr: ast.Expr, sources: dict[str, Source]) -> str:
+def expression_text(expr: ast.Expr, sources: dict[str, Source]) -> str:
     """The expression as the author wrote it, on one line, without comments."""
     span = expr.span
     source = sources.get(span.file)

@@ -612,11 +612,8 @@ class _FileChecker:
             self.error(
                 "name", f"`{expr.var}` is already a name here; choose another", expr.var_span
             )
-        inner = _Scope(
-            scope.consts,
-            {**scope.variables, expr.var: collection.element or ANY},
-            scope.constant_only,
-            scope.used_consts,
+        inner = dataclasses.replace(
+            scope, variables={**scope.variables, expr.var: collection.element or ANY}
         )
         body = self.infer(expr.body, inner)
         self.expect(body, {"boolean"}, f"the body of `{expr.kind}(...)`", expr.body.span)

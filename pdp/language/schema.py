@@ -73,10 +73,12 @@ class AttributeType:
 
     def describe(self) -> str:
         if self.kind == "list":
-            return f"list of {self.element.describe() if self.element else 'any'}"
-        if self.kind == "enum":
-            return "one of " + ", ".join(f"`{v}`" for v in self.values)
-        return self.kind
+            shown = f"list of {self.element.describe() if self.element else 'any'}"
+        elif self.kind == "enum":
+            shown = "one of " + ", ".join(f"`{v}`" for v in self.values)
+        else:
+            shown = self.kind
+        return f"optional {shown}" if self.optional else shown
 
 
 AUTH = AttributeType(
@@ -233,41 +235,57 @@ def load_schema(sources: Sequence[Source]) -> tuple[Schema | None, list[Diagnost
     diagnostics = []
     for source in sources:
         try:
-            merged = _merge(merged, _parse_one(source))
+            parsed = _parse_one(source)
         except SchemaError as error:
             span = _key_span(source, error.key) if error.key else Span(source.name, 1, 1, 1, 2)
             diagnostics.append(Diagnostic("schema", error.message, span))
+            continue
+        conflicts: list[SchemaError] = []
+        merged = _merge(merged, parsed, conflicts)
+        diagnostics.extend(
+            Diagnostic("schema", c.message, _key_span(source, c.key)) for c in conflicts
+        )
     return merged, diagnostics
 
 
-def _merge(a: Schema, b: Schema) -> Schema:
+def _merge(a: Schema, b: Schema, conflicts: list[SchemaError]) -> Schema:
+    """`a` and `b` together. Where they disagree `a` stays and the conflict is recorded, so one
+    clash costs one diagnostic rather than the rest of the file."""
     return Schema(
-        subject=_merge_section(a.subject, b.subject, "subject"),
-        context=_merge_section(a.context, b.context, "context"),
-        resources=_merge_resources(a.resources, b.resources),
+        subject=_merge_section(a.subject, b.subject, "subject", conflicts),
+        context=_merge_section(a.context, b.context, "context", conflicts),
+        resources=_merge_resources(a.resources, b.resources, conflicts),
         files=(*a.files, *b.files),
     )
 
 
 def _merge_section(
-    a: Mapping[str, AttributeType] | None, b: Mapping[str, AttributeType] | None, where: str
+    a: Mapping[str, AttributeType] | None,
+    b: Mapping[str, AttributeType] | None,
+    where: str,
+    conflicts: list[SchemaError],
 ) -> Mapping[str, AttributeType] | None:
     if a is None or b is None:
         return a if b is None else b
     merged = dict(a)
     for name, declared in b.items():
         if name in merged and merged[name] != declared:
-            raise SchemaError(
-                f"`{where}.{name}` is declared twice, as {merged[name].describe()} and as "
-                f"{declared.describe()}",
-                f"{where}.{name}",
+            conflicts.append(
+                SchemaError(
+                    f"`{where}.{name}` is declared twice, as {merged[name].describe()} and as "
+                    f"{declared.describe()}",
+                    f"{where}.{name}",
+                )
             )
+            continue
         merged[name] = declared
     return merged
 
 
 def _merge_resources(
-    a: Mapping[str, ResourceSchema] | None, b: Mapping[str, ResourceSchema] | None
+    a: Mapping[str, ResourceSchema] | None,
+    b: Mapping[str, ResourceSchema] | None,
+    conflicts: list[SchemaError],
 ) -> Mapping[str, ResourceSchema] | None:
     if a is None or b is None:
         return a if b is None else b
@@ -277,7 +295,8 @@ def _merge_resources(
         if old is None:
             merged[name] = resource
             continue
-        attributes = _merge_section(old.attributes, resource.attributes, f"resources.{name}")
+        where = f"resources.{name}"
+        attributes = _merge_section(old.attributes, resource.attributes, where, conflicts)
         actions = tuple(dict.fromkeys((*old.actions, *resource.actions)))
         merged[name] = ResourceSchema(name, actions, attributes or {})
     return merged

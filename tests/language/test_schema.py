@@ -368,3 +368,9 @@ def test_validate_fails_on_errors_and_without_a_schema(tmp_path: Path) -> None:
     result = pdp("validate", str(tmp_path))
     assert result.returncode == 1
     assert "unknown attribute `subject.agee`; did you mean `age`?" in result.stdout
+
+
+def test_the_example_policies_are_valid() -> None:
+    root = Path(__file__).resolve().parents[2]
+    result = pdp("validate", str(root / "policies"), "--strict")
+    assert result.returncode == 0, result.stdout

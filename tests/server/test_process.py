@@ -96,7 +96,7 @@ def test_token_and_call_against_a_running_server(
     )  # fmt: skip
     assert deny.returncode == 1
     assert "default.deny: no permit rule matched" in deny.stdout
-    assert 'delete-admin: subject.role == "admin" could not be evaluated' in deny.stdout
+    assert "delete-admin: subject has role was false" in deny.stdout
 
     records = [
         json.loads(line)
