@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTOS := $(wildcard proto/pdp/v1/*.proto)
 GENERATED := $(PROTOS:proto/%.proto=%_pb2.py)
 
-.PHONY: install generate lint test bench run clean
+.PHONY: install generate lint policies test bench run clean
 
 # Reinstall when the project metadata changes; the stamp keeps repeated runs fast.
 $(STAMP): pyproject.toml
@@ -32,7 +32,13 @@ lint: install
 	$(BIN)/ruff format --check pdp tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The example policies: valid against their schema, fully covered by their tests, formatted.
+policies: install
+	$(BIN)/pdp validate --strict policies
+	$(BIN)/pdp test --coverage --min-coverage 100 policies > /dev/null
+	$(BIN)/pdp fmt --check policies
+
+test: lint policies
 	$(BIN)/pytest -q
 
 bench: install

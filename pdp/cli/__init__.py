@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pdp.cli import audit, call, check, dev_keys, lint, serve, test, token, validate
+from pdp.cli import audit, call, check, dev_keys, fmt, lint, serve, test, token, validate
 
-SUBCOMMANDS = (check, lint, validate, test, serve, token, call, dev_keys, audit)
+SUBCOMMANDS = (check, lint, validate, test, fmt, serve, token, call, dev_keys, audit)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,10 +26,20 @@ class Effect(Enum):
 LiteralValue = str | int | Decimal | bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Literal:
     value: LiteralValue
     span: Span = field(default=UNKNOWN_SPAN, compare=False, repr=False)
+
+    # The type takes part in equality: in Python `True == 1` and `1 == Decimal(1)`, but in the
+    # language `x == true` and `x == 1` are different tests.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Literal):
+            return NotImplemented
+        return type(self.value) is type(other.value) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((type(self.value), self.value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,11 @@ class Source:
     text: str
 
     def line_text(self, line: int) -> str:
-        """The text of a 1-based line, without its line break ("" past the end)."""
-        lines = self.text.splitlines()
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        """The text of a 1-based line, without its line break ("" past the end). Lines end at
+        `\n` only, as positions count them (splitlines() would also split at U+2028 and \f)."""
+        lines = self.text.split("\n")
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        return text.removesuffix("\r")
 
 
 @dataclass(frozen=True, slots=True)

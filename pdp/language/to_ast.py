@@ -214,9 +214,12 @@ class AstBuilder(Transformer[Token, Any]):
         minus, operand = children
         span = self._span(minus, operand)
         # Fold `-5` into a literal so that INT_MIN can be written and constants stay simple.
-        if isinstance(operand, ast.Literal) and type(operand.value) in (int, Decimal):
-            value = -operand.value  # type: ignore[operator]
-            return ast.Literal(value, span)
+        value = operand.value if isinstance(operand, ast.Literal) else None
+        if type(value) is int:
+            return ast.Literal(-value, span)
+        if isinstance(value, Decimal):
+            # copy_negate(): exact, where `-value` would round to the context's 28 digits.
+            return ast.Literal(value.copy_negate(), span)
         return ast.Negate(operand, span)
 
     def default(self, children: list[Any]) -> ast.Default:

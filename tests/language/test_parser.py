@@ -259,3 +259,24 @@ def test_carets_are_rendered_under_the_problem() -> None:
         "    3 |   when subject.age >= }\n"
         "      |                       ^"
     )
+
+
+def test_negative_decimal_literals_keep_every_digit() -> None:
+    # `-` on a Decimal rounds to the context's 28 digits; literals allow 38.
+    [const] = parse("const A = -1.2345678901234567890123456789012345").consts
+    assert const.value == ast.Literal(Decimal("-1.2345678901234567890123456789012345"))
+
+
+def test_literal_equality_includes_the_type() -> None:
+    # In Python True == 1 == Decimal(1); in the language these are different values.
+    assert ast.Literal(True) != ast.Literal(1)
+    assert ast.Literal(1) != ast.Literal(Decimal(1))
+    assert ast.Literal(1) == ast.Literal(1)
+    assert len({ast.Literal(True), ast.Literal(1), ast.Literal(Decimal(1))}) == 3
+
+
+def test_carets_use_the_line_the_position_counts() -> None:
+    # U+2028 is allowed raw in a comment; splitlines() would see a line break there, Lark not.
+    source = Source("t.policy", "const A = 1  # a\u2028b\npermit r { action a resource b when }\n")
+    [diagnostic] = attach_source_lines(list(parse_source(source).diagnostics), {"t.policy": source})
+    assert diagnostic.render().splitlines()[1] == "    2 | permit r { action a resource b when }"
