@@ -12,6 +12,7 @@ from benchmarks.report import Options
 
 BENCHMARKS: dict[str, str] = {
     "engine": "benchmarks.engine",
+    "server": "benchmarks.server",
 }
 """Benchmark name -> module, in the order a full run takes them."""
 

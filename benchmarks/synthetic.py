@@ -158,9 +158,18 @@ def _list(items: list[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
 
 
+_ROLE_TEMPLATES = frozenset(_TEMPLATES[:3])
+"""Templates that test `subject.role`: at most one per condition, or `and` could join two that
+contradict each other (`== "editor"` and `in ["viewer", ...]`), which pdp rejects at load."""
+
+
 def condition(rng: random.Random, forbid: bool) -> str:
     """2-4 different comparisons joined by `and`; sometimes two of them form an `or`."""
-    parts = [template(rng, forbid) for template in rng.sample(_TEMPLATES, rng.randint(2, 4))]
+    while True:
+        chosen = rng.sample(_TEMPLATES, rng.randint(2, 4))
+        if sum(template in _ROLE_TEMPLATES for template in chosen) <= 1:
+            break
+    parts = [template(rng, forbid) for template in chosen]
     if len(parts) >= 3 and rng.random() < 0.2:
         parts[:2] = [f"({parts[0]} or {parts[1]})"]
     return "\n             and ".join(parts)

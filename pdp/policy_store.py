@@ -37,8 +37,13 @@ def load_policy_set(folder: str | os.PathLike[str]) -> PolicySet:
     return _build_folder(Path(folder), parse_source)
 
 
-def _build_folder(folder: Path, parse: Callable[[Source], ParseResult]) -> PolicySet:
-    contents = read_folder(folder)
+def _build_folder(
+    folder: Path, parse: Callable[[Source], ParseResult], names_from: Path | None = None
+) -> PolicySet:
+    """`names_from`: make file names relative to it (the server does, so that positions in its
+    answers show no installation path); by default names are paths as given."""
+    contents = read_folder(folder, names_from)
+    root = str(folder if names_from is None else folder.relative_to(names_from))
     data, data_problems = _load_data(contents.data)
     schema, schema_problems = load_schema(contents.schemas)
     return build_policy_set(
@@ -47,7 +52,7 @@ def _build_folder(folder: Path, parse: Callable[[Source], ParseResult]) -> Polic
         [*contents.data, *contents.schemas],
         [*contents.problems, *data_problems, *schema_problems],
         parse=parse,
-        root=str(folder),
+        root=root,
         schema=schema,
     )
 
@@ -70,8 +75,9 @@ def _kind(root: Path, path: Path) -> str | None:
     return None
 
 
-def read_folder(root: Path) -> FolderContents:
-    """The policy, data and schema sources below `root`, and problems reading them."""
+def read_folder(root: Path, names_from: Path | None = None) -> FolderContents:
+    """The policy, data and schema sources below `root`, and problems reading them. Sources are
+    named by their path, relative to `names_from` when it is given."""
     contents = FolderContents([], [], [], [])
     problems = contents.problems
     if not root.is_dir():
@@ -88,7 +94,8 @@ def read_folder(root: Path) -> FolderContents:
             problems.append(_problem(str(root), f"more than {MAX_FILES} files in the policy set"))
             break
         limit = MAX_DATA_FILE_BYTES if kind == "data" else MAX_FILE_BYTES
-        source, problem, size = _read(path, limit)
+        name = str(path if names_from is None else path.relative_to(names_from))
+        source, problem, size = _read(path, limit, name)
         total += size
         if total > MAX_SET_BYTES:
             problems.append(
@@ -110,8 +117,7 @@ def _walk(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def _read(path: Path, limit: int) -> tuple[Source | None, Diagnostic | None, int]:
-    name = str(path)
+def _read(path: Path, limit: int, name: str) -> tuple[Source | None, Diagnostic | None, int]:
     try:
         size = path.stat().st_size
         if size > limit:
@@ -227,8 +233,11 @@ class PolicyStore:
     edit leaves the last good set in service and reports every error, with its position.
     """
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(self, folder: str | os.PathLike[str], relative_names: bool = False) -> None:
+        """`relative_names`: name files from the folder's own name down (`policies/x.policy`),
+        so positions in answers show no installation path."""
         self.folder = Path(folder)
+        self._names_from = self.folder.resolve().parent if relative_names else None
         self._cache = ParseCache()
         self._reload_lock = threading.Lock()
         self._watcher: threading.Thread | None = None
@@ -245,7 +254,8 @@ class PolicyStore:
         # Kept whatever the outcome, so a broken file is reported once, not on every poll.
         self._snapshot = _snapshot(self.folder)
         try:
-            return _build_folder(self.folder, self._cache.parse)
+            folder = self.folder.resolve() if self._names_from is not None else self.folder
+            return _build_folder(folder, self._cache.parse, self._names_from)
         finally:
             self._cache.forget_unused()
 

@@ -82,7 +82,7 @@ def create_server(
 ) -> RunningServer:
     """Load policies, bind, and start serving. Raises PolicySetError when the policy folder
     has errors (there is no good set to serve), StartupError for anything else that stops it."""
-    store = PolicyStore(config.policies.dir)
+    store = PolicyStore(config.policies.dir, relative_names=True)
     try:
         authenticator = Authenticator(config.issuers)
     except JwksError as error:

@@ -447,3 +447,9 @@ def test_schema_warn_mode_decides_and_logs(
     assert not result.allowed
     assert [r.code for r in result.reasons] == ["default.deny"]
     assert "request does not match the schema: `subject.role` must be one of" in caplog.text
+
+
+def test_positions_in_answers_show_no_installation_path(service: Service) -> None:
+    result = service.client.check(service.token(), **ADULT_PURCHASE)  # type: ignore[arg-type]
+    assert result.reasons[0].source.startswith("policies/shop.policy:")
+    assert str(service.folder) not in result.reasons[0].source
