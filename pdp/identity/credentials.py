@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -15,4 +16,46 @@ class BearerToken:
     kind = "jwt"
 
 
-Credential = BearerToken
+@dataclass(frozen=True, slots=True)
+class HmacSignature:
+    """A signed HTTP request: the signature, when and with which key, and what was signed."""
+
+    key_id: str
+    signature: str = field(repr=False)
+    timestamp: int
+    nonce: str
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body_sha256: str
+
+    kind = "hmac"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    key: str = field(repr=False)
+
+    kind = "api_key"
+
+
+@dataclass(frozen=True, slots=True)
+class BasicAuthorization:
+    """The value of an HTTP Authorization header: "Basic <base64 of user:password>"."""
+
+    header: str = field(repr=False)
+
+    kind = "basic"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificate:
+    """An end client's certificate chain (PEM, leaf first), forwarded by a service."""
+
+    pem: str
+
+    kind = "mtls"
+
+
+Credential = BearerToken | HmacSignature | ApiKey | BasicAuthorization | ClientCertificate

@@ -15,6 +15,25 @@ AUDIENCE = "authn.audience"
 MISSING_CLAIM = "authn.missing_claim"
 LIFETIME = "authn.lifetime"
 INVALID = "authn.invalid"
+# Signed requests (HMAC)
+UNKNOWN_KEY = "authn.unknown_key"
+"""No such key id (HMAC), or no such API key."""
+REVOKED = "authn.revoked"
+"""The key was retired (HMAC) or revoked (API key)."""
+TIMESTAMP = "authn.timestamp"
+"""A signed request's timestamp is outside the window (too old or too far ahead)."""
+REPLAY = "authn.replay"
+"""The same signature or nonce was already seen inside the window."""
+# Passwords (Basic)
+PASSWORD = "authn.password"  # noqa: S105 - a reason code, not a password
+"""Unknown user or wrong password: one code for both, so user names do not leak."""
+# Certificates (forwarded mTLS client certificates)
+UNTRUSTED = "authn.untrusted"
+"""The certificate chain does not lead to a configured CA."""
+CERTIFICATE_EXPIRED = "authn.certificate_expired"
+"""The certificate (or one in its chain) is not valid at this time."""
+CERTIFICATE_USAGE = "authn.certificate_usage"
+"""The certificate may not be used for client authentication (key usage)."""
 
 
 class AuthenticationError(Exception):
