@@ -63,6 +63,8 @@ def decision_record(
         "decision": ALLOW if decision.allowed else DENY,
         "credential": credential_kind,
         "subject": None if subject is None else _subject(subject, claims_read),
+        # The service that asked, from its mutual-TLS certificate; null without one.
+        "caller": request.caller or None,
         "action": request.action,
         "resource": request.resource,
         "context": request.context,
@@ -99,6 +101,7 @@ def rejected_record(
         "decision": REJECTED,
         "credential": credential_kind,
         "subject": None,
+        "caller": None if request is None else request.caller or None,
         "action": None if request is None else request.action,
         "resource": None if request is None else request.resource,
         "context": None if request is None else request.context,

@@ -30,7 +30,14 @@ def authorize(
     policy_set: PolicySet, request: Request, now: datetime, explain: bool = False
 ) -> Decision:
     """Decide `request` at time `now` (timezone-aware; the engine never reads the clock)."""
-    env = Env(request.subject, request.action, request.resource, request.context, now)
+    env = Env(
+        request.subject,
+        request.action,
+        request.resource,
+        request.context,
+        now,
+        caller=request.caller,
+    )
     candidates = policy_set.index.candidates(request.action, request.resource_type)
     errors: list[RuleError] = []
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from types import MappingProxyType
 from typing import Any
 
 from pdp.engine.errors import (
@@ -35,11 +36,13 @@ from pdp.language.limits import INT_MAX, INT_MIN
 from pdp.language.source import Diagnostic, Span
 from pdp.language.types import SIGNATURES
 
+_NO_CALLER: Mapping[str, Any] = MappingProxyType({})
+
 
 class Env:
     """One request as the closures see it. `now` is given by the caller, never read here."""
 
-    __slots__ = ("action", "context", "now", "resource", "subject", "variables")
+    __slots__ = ("action", "caller", "context", "now", "resource", "subject", "variables")
 
     def __init__(
         self,
@@ -48,12 +51,15 @@ class Env:
         resource: Mapping[str, Any],
         context: Mapping[str, Any],
         now: datetime,
+        *,
+        caller: Mapping[str, Any] = _NO_CALLER,
     ) -> None:
         self.subject = subject
         self.action = action
         self.resource = resource
         self.context = context
         self.now = now
+        self.caller = caller
         self.variables: dict[str, Any] = {}
 
 
@@ -185,11 +191,13 @@ class Compiler:
             return Compiled(lambda env: env.context)
         if name == "action":
             return Compiled(lambda env: env.action)
+        if name == "caller":
+            return Compiled(lambda env: env.caller)
         return Compiled(lambda env: env.variables[name])  # a quantifier variable
 
     def attr(self, expr: ast.Attr) -> Compiled:
         inner = expr.obj
-        if isinstance(inner, ast.Name) and inner.name in ("subject", "resource", "context"):
+        if isinstance(inner, ast.Name) and inner.name in ast.RECORD_ROOTS:
             return Compiled(_root_attribute(inner.name, expr.name, expr.span))
         obj = self.compile(inner)
         obj_text = describe(inner)
@@ -385,7 +393,7 @@ class Compiler:
             return True
 
         root = expr.obj.name if isinstance(expr.obj, ast.Name) else ""
-        if len(path) == 1 and root in ("subject", "resource", "context"):
+        if len(path) == 1 and root in ast.RECORD_ROOTS:
             # The common `subject has tier`: a root is always a record.
             key, get_root = path[0], operator.attrgetter(root)
             return Compiled(lambda env: key in get_root(env))
@@ -397,7 +405,7 @@ class Compiler:
         if (
             isinstance(inner, ast.Attr)
             and isinstance(inner.obj, ast.Name)
-            and inner.obj.name in ("subject", "resource", "context")
+            and inner.obj.name in ast.RECORD_ROOTS
         ):
             # `subject.tier ?? "free"`, the common case: a lookup, not a raised exception.
             key, get_root = inner.name, operator.attrgetter(inner.obj.name)
@@ -490,6 +498,13 @@ def _root_attribute(root: str, key: str, span: Span) -> Closure:
         def read(env: Env) -> Any:
             try:
                 return env.resource[key]
+            except KeyError:
+                raise MissingValueError(message, span) from None
+    elif root == "caller":
+
+        def read(env: Env) -> Any:
+            try:
+                return env.caller[key]
             except KeyError:
                 raise MissingValueError(message, span) from None
     else:

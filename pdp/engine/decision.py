@@ -32,6 +32,8 @@ class Request:
     action: str
     resource: Mapping[str, Any]
     context: Mapping[str, Any] = field(default_factory=dict)
+    caller: Mapping[str, Any] = field(default_factory=dict)
+    """The service that asked, from its mutual-TLS client certificate (see docs/api.md)."""
 
     @property
     def resource_type(self) -> str:
@@ -43,7 +45,7 @@ class Request:
         """A request in the shop scenario's shape: {"subject", "action", "resource", "context"}."""
         if not isinstance(document, dict):
             raise RequestError("a request must be a JSON object")
-        unknown = set(document) - {"subject", "action", "resource", "context"}
+        unknown = set(document) - {"subject", "action", "resource", "context", "caller"}
         if unknown:
             raise RequestError(f"unknown request field `{sorted(unknown)[0]}`")
         action = document.get("action")
@@ -59,6 +61,7 @@ class Request:
             action=action,
             resource=resource,
             context=_record(document, "context", required=False),
+            caller=_record(document, "caller", required=False),
         )
 
 

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pdp.language import ast
 from pdp.language.source import Diagnostic
 
-REQUEST_ROOTS = ("subject", "resource", "context")
+REQUEST_ROOTS = ast.RECORD_ROOTS
 
 
 # --- presence ------------------------------------------------------------------------------------

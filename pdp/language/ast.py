@@ -13,7 +13,10 @@ from enum import Enum
 
 from pdp.language.source import UNKNOWN_SPAN, Span
 
-ROOTS = ("subject", "action", "resource", "context", "data")
+ROOTS = ("subject", "action", "resource", "context", "data", "caller")
+RECORD_ROOTS = ("subject", "resource", "context", "caller")
+"""The roots that are records read from the request. `caller` is the service that called pdp,
+as its mutual-TLS client certificate shows it (empty without one)."""
 
 
 class Effect(Enum):

@@ -308,7 +308,7 @@ class _FileChecker:
     def infer_has(self, expr: ast.Has, scope: _Scope) -> Type:
         self.expect(self.infer(expr.obj, scope), {"record"}, "`has`", expr.obj.span)
         base = ast.attribute_path(expr.obj)
-        if base is not None and len(base) == 1 and base[0] in ("subject", "resource", "context"):
+        if base is not None and len(base) == 1 and base[0] in ast.RECORD_ROOTS:
             # Testing for an attribute the schema does not know is a typo as much as reading it.
             tolerant = dataclasses.replace(scope, tolerant=True)
             self.attribute_type((*base, *expr.path), expr, tolerant)
@@ -345,15 +345,11 @@ class _FileChecker:
     def infer_attr(self, expr: ast.Attr, scope: _Scope) -> Type:
         inner = expr.obj
         root = inner.name if isinstance(inner, ast.Name) else None
-        if root in ("subject", "resource", "context") and not scope.constant_only:
+        if root in ast.RECORD_ROOTS and not scope.constant_only:
             # The common case, answered without walking the path.
             return self.attribute_type((root, expr.name), expr, scope)
         path = ast.attribute_path(expr)
-        if (
-            path is not None
-            and path[0] in ("subject", "resource", "context")
-            and not scope.constant_only
-        ):
+        if path is not None and path[0] in ast.RECORD_ROOTS and not scope.constant_only:
             return self.attribute_type(path, expr, scope)
         if path is not None and path[0] == "data":
             return self.infer_data_path(expr, path)

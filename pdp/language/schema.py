@@ -92,6 +92,24 @@ AUTH = AttributeType(
 entry (a schema cannot redeclare it)."""
 
 
+_TEXT = AttributeType("string", optional=True)
+_TEXTS = AttributeType("list", optional=True, element=AttributeType("string"))
+CALLER = {
+    "cn": _TEXT,
+    "dns": _TEXTS,
+    "uri": _TEXTS,
+    "spiffe_id": _TEXT,
+    "fingerprint": _TEXT,
+    "serial": _TEXT,
+    "issuer": _TEXT,
+    "subject": _TEXT,
+    "not_after": AttributeType("datetime", optional=True),
+}
+"""`caller.*`: what pdp reads from a calling service's client certificate. Built in: a schema
+need not (and cannot) declare it. Every attribute is optional: a caller without mutual TLS has
+none."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceSchema:
     name: str
@@ -109,6 +127,8 @@ class Schema:
     def root(self, name: str) -> Mapping[str, AttributeType] | None:
         if name == "subject":
             return None if self.subject is None else {**self.subject, "auth": AUTH}
+        if name == "caller":
+            return CALLER
         return self.context if name == "context" else None
 
 

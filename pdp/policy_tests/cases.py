@@ -7,13 +7,15 @@
     subject = { sub = "u-1", age = 30, country = "SE" }
     resource = { type = "Product", id = "p-1", category = "alcohol" }
     context = { hour = 13 }               # optional
+    caller = { spiffe_id = "spiffe://example.test/reports" }   # optional: the calling service
     expect = "allow"                      # or "deny"
     rules = ["purchase-alcohol"]          # optional: the deciding rule ids, in order
     reason_codes = ["rule.permit"]        # optional: the reason codes, in order
 
-`subject`, `resource` and `context` hold what a JSON request would: strings, integers, decimals
-(TOML floats become decimals, as JSON floats do), booleans, arrays and tables. TOML dates and
-times are refused: JSON has none, so no real request could carry one (write "2008-05-01").
+`subject`, `resource`, `context` and `caller` hold what a JSON request would: strings, integers,
+decimals (TOML floats become decimals, as JSON floats do), booleans, arrays and tables. TOML
+dates and times are refused: JSON has none, so no real request could carry one (write
+"2008-05-01").
 
 A case without `now` is decided at DEFAULT_NOW, never at the clock's time, so a test gives the
 same answer every day.
@@ -50,6 +52,7 @@ CASE_KEYS = (
     "subject",
     "resource",
     "context",
+    "caller",
     "expect",
     "rules",
     "reason_codes",
@@ -238,10 +241,10 @@ def _parse_case(
     elif not isinstance(resource.get("id", ""), str):
         problem("resource", "`resource.id` must be a string")
 
-    for key in ("subject", "context"):
+    for key in ("subject", "context", "caller"):
         if key in raw and not isinstance(raw[key], dict):
             problem(key, f"`{key}` must be a table")
-    for key in ("subject", "resource", "context"):
+    for key in ("subject", "resource", "context", "caller"):
         if isinstance(raw.get(key), dict):
             bad = _first_non_json(raw[key], key)
             if bad is not None:
@@ -274,6 +277,7 @@ def _parse_case(
                 "action": action,
                 "resource": resource,
                 "context": raw.get("context", {}),
+                "caller": raw.get("caller", {}),
             }
         )
     except RequestError as error:

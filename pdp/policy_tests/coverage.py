@@ -214,7 +214,14 @@ class CoverageCollector:
 
 def _env(request: Request, now: datetime) -> Env:
     # A fresh environment each time: quantifiers bind their variables in it.
-    return Env(request.subject, request.action, request.resource, request.context, now)
+    return Env(
+        request.subject,
+        request.action,
+        request.resource,
+        request.context,
+        now,
+        caller=request.caller,
+    )
 
 
 def _verdict(rule: CompiledRule, env: Env) -> bool | None:

@@ -83,6 +83,7 @@ def test_an_allow_record_holds_every_field() -> None:
             # The policies read sub, age and refund_limit; `auth` is always kept.
             "claims": {"sub": "alice", "age": 30, "auth": AUTH},
         },
+        "caller": None,
         "action": "purchase",
         "resource": {"type": "Product", "id": "p-7", "category": "alcohol", "price": 12.5},
         "context": {"country": "SE"},
@@ -165,6 +166,7 @@ def test_a_rejected_request_is_recorded() -> None:
             "decision": "rejected",
             "credential": "jwt",
             "subject": None,
+            "caller": None,
             "action": None,
             "resource": None,
             "context": None,

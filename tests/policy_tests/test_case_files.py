@@ -88,7 +88,7 @@ expect = "allow"
             CASE + 'expected = "allow"\n',
             [
                 't.test.toml:6: error: case "c": unknown key `expected` (known: name, now, '
-                "action, subject, resource, context, expect, rules, reason_codes)"
+                "action, subject, resource, context, caller, expect, rules, reason_codes)"
             ],
             id="unknown key",
         ),
@@ -222,7 +222,7 @@ def test_every_problem_of_every_case_is_reported_in_line_order() -> None:
     assert problems_of(text) == [
         't.test.toml:11: error: case "d": `expect` must be "allow" or "deny", not "yes"',
         't.test.toml:12: error: case "d": unknown key `colour` (known: name, now, action, '
-        "subject, resource, context, expect, rules, reason_codes)",
+        "subject, resource, context, caller, expect, rules, reason_codes)",
     ]
 
 

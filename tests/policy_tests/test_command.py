@@ -197,7 +197,7 @@ def test_malformed_test_files_are_refused_with_their_positions() -> None:
     assert result.stderr.splitlines() == [
         f'{file}:9: error: case "a typo in a key": `expect` is required ("allow" or "deny")',
         f'{file}:12: error: case "a typo in a key": unknown key `expected` (known: name, now, '
-        "action, subject, resource, context, expect, rules, reason_codes)",
+        "action, subject, resource, context, caller, expect, rules, reason_codes)",
         f'{file}:17: error: case "no resource type": `resource.type` is required',
         f'{file}:18: error: case "no resource type": `expect` must be "allow" or "deny", '
         'not "maybe"',

@@ -91,7 +91,7 @@ def test_malformed_test_files_run_nothing() -> None:
         (
             12,
             'case "a typo in a key": unknown key `expected` (known: name, now, action, subject, '
-            "resource, context, expect, rules, reason_codes)",
+            "resource, context, caller, expect, rules, reason_codes)",
         ),
         (17, 'case "no resource type": `resource.type` is required'),
         (18, 'case "no resource type": `expect` must be "allow" or "deny", not "maybe"'),
