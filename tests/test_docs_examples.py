@@ -11,6 +11,8 @@ three backticks; any other fence, or an info string not listed here, fails the t
     ```json file=PATH     consecutive `file=` blocks form one folder, loaded from disk with
                           load_policy_set, so data files must sit below a `data/` directory
     ```json data NAME     `data.NAME` (dots nest) for the next `pdp` or `pdp invalid` block
+    ```toml schema        the folder's `schema.toml` for the next `pdp` or `pdp invalid` block
+                          (loaded as the policy store loads it; its problems are diagnostics)
     ```json check         one request against the current example, and what pdp must answer:
                           {"request": {...},          as `pdp check` reads it
                            "now": "RFC 3339",         optional; default 2026-11-23T12:00:00Z
@@ -26,7 +28,8 @@ three backticks; any other fence, or an info string not listed here, fails the t
                           block without one must load with no warnings at all
     ```text cli           `$ pdp ...`, then the exact output. It runs in a scratch folder where
                           `policies/` holds the current example (a single file as
-                          `policies/example.policy`, its data under `policies/data/`) and
+                          `policies/example.policy`, its data under `policies/data/`, its
+                          schema as `policies/schema.toml`) and
                           `request.json` holds the request of the example's latest check. The
                           policy revision (a hash) is shown as `...`.
     ```text syntax        a sketch of the syntax, for reading only: not run, not an example
@@ -42,6 +45,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +60,7 @@ from pdp.engine.policy_set import PolicySet, PolicySetError, build_policy_set
 from pdp.engine.values import MAX_INPUT_DEPTH, from_json
 from pdp.language import limits
 from pdp.language.literals import parse_datetime
+from pdp.language.schema import SCHEMA_FILE, load_schema
 from pdp.language.source import Source
 from pdp.language.types import SIGNATURES
 from pdp.policy_store import load_policy_set
@@ -94,6 +99,8 @@ class Example:
     """Policy and data files: path -> text. A single-file example holds `example.policy`."""
     data: dict[str, Any] = field(default_factory=dict)
     """`data` for a single-file example, as JSON (before conversion to engine values)."""
+    schema: str | None = None
+    """The text of `schema.toml` for a single-file example, if it has one."""
     checks: list[Check] = field(default_factory=list)
     diagnostics: list[str] | None = None
     cli_runs: list[CliRun] = field(default_factory=list)
@@ -151,6 +158,7 @@ def parse_document(text: str) -> tuple[list[Example], list[str]]:
     current: Example | None = None
     pending_data: dict[str, Any] = {}
     pending_line = 0
+    pending_schema: Block | None = None
     previous_info = ""
 
     def problem(block: Block, message: str) -> None:
@@ -164,13 +172,17 @@ def parse_document(text: str) -> tuple[list[Example], list[str]]:
             return None
 
     def start(block: Block, kind: str) -> Example:
-        nonlocal pending_data
+        nonlocal pending_data, pending_schema
         example = Example(block.line, kind)
         if kind != "folder":
             example.files[SINGLE_FILE] = block.body
             example.data, pending_data = pending_data, {}
+            if pending_schema is not None:
+                example.schema, pending_schema = pending_schema.body, None
         elif pending_data:
             problem(block, "a `json data` block cannot feed a folder example")
+        elif pending_schema is not None:
+            problem(block, "a `toml schema` block cannot feed a folder example")
         examples.append(example)
         return example
 
@@ -207,6 +219,14 @@ def parse_document(text: str) -> tuple[list[Example], list[str]]:
                     target = target.setdefault(parent, {})
                 target[last] = value
                 pending_line = block.line
+        elif info == "toml schema":
+            try:
+                tomllib.loads(block.body)
+            except tomllib.TOMLDecodeError as error:
+                problem(block, f"invalid TOML: {error}")
+            if pending_schema is not None:
+                problem(block, "two `toml schema` blocks for one example")
+            pending_schema = block
         elif info == "json check":
             spec = load_json(block)
             if current is None or current.kind == "invalid":
@@ -243,6 +263,10 @@ def parse_document(text: str) -> tuple[list[Example], list[str]]:
 
     if pending_data:
         problems.append(f"line {pending_line}: a `json data` block with no `pdp` block after it")
+    if pending_schema is not None:
+        problems.append(
+            f"line {pending_schema.line}: a `toml schema` block with no `pdp` block after it"
+        )
     for example in examples:
         where = f"example at line {example.line}"
         lints = [run for run in example.cli_runs if run.command.startswith("pdp lint ")]
@@ -297,6 +321,8 @@ def write_example(example: Example, folder: Path) -> None:
         target = policies / "data" / f"{name}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(value), "utf-8")
+    if example.schema is not None:
+        (policies / SCHEMA_FILE).write_text(example.schema, "utf-8")
 
 
 def build(example: Example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PolicySet:
@@ -305,7 +331,12 @@ def build(example: Example, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.chdir(tmp_path)  # so file names read `policies/...` in messages
         return load_policy_set("policies")
     source = Source(SINGLE_FILE, example.files[SINGLE_FILE])
-    return build_policy_set([source], from_json(example.data))
+    schemas = [] if example.schema is None else [Source(SCHEMA_FILE, example.schema)]
+    # As the policy store does: the schema's own problems are reported with the policies'.
+    schema, schema_problems = load_schema(schemas)
+    return build_policy_set(
+        [source], from_json(example.data), problems=schema_problems, schema=schema
+    )
 
 
 def reason_lines(decision: Decision) -> list[str]:
@@ -357,6 +388,16 @@ def run_cli(
     assert output.splitlines() == run.expected, f"{where}: output differs:\n{output}"
     if args[:1] == ["lint"]:
         assert code == (1 if example.kind == "invalid" else 0), where
+    elif args[:1] == ["validate"]:
+        # 2 without a schema; 1 for errors, or for warnings (a `pdp` block's diagnostics) with
+        # --strict; else 0.
+        if example.schema is None:
+            expected_code = 2
+        elif example.kind == "invalid" or ("--strict" in args and example.diagnostics):
+            expected_code = 1
+        else:
+            expected_code = 0
+        assert code == expected_code, where
     else:
         allowed = output.startswith("ALLOW") or '"decision": "allow"' in output
         assert code == (0 if allowed else 1), where
@@ -645,6 +686,15 @@ def test_limits_are_listed() -> None:
         '```json check\n{"request": {}, "expect": "allow"}\n```\n',
         "```pdp invalid\npermit\n```\n",
         '```json data geo\n{"eu": ["SE"]}\n```\n',
+        '```toml schema\n[subject]\nage = "integer"\n```\n',
+        "```toml schema\n[subject\n```\n```pdp\npermit a { action read resource Doc }\n```\n"
+        '```json check\n{"request": {}, "expect": "allow"}\n```\n'
+        '```json check\n{"request": {}, "expect": "deny"}\n```\n',
+        "```toml schema\n```\n```toml schema\n```\n"
+        "```pdp\npermit a { action read resource Doc }\n```\n"
+        '```json check\n{"request": {}, "expect": "allow"}\n```\n'
+        '```json check\n{"request": {}, "expect": "deny"}\n```\n',
+        "```toml schema\n```\n```pdp file=a.policy\npermit a { action read resource Doc }\n```\n",
         "```text diagnostics\nexample.policy:1:1: error: x\n```\n",
         "```text cli\npdp lint policies\n```\n",
     ],
