@@ -7,22 +7,48 @@
         if not result.allowed:
             ...  # result.reasons says why
 
-A deny is a normal result. Transport failures raise grpc.RpcError; a malformed request raises
-grpc.RpcError with status INVALID_ARGUMENT. Treat both as deny.
+The first argument is the caller's credential: a JWT as a string, or what one of api_key(),
+basic(), hmac() (with sign_request()) or client_certificate() returns. A deny is a normal
+result. Transport failures raise grpc.RpcError; a malformed request raises grpc.RpcError with
+status INVALID_ARGUMENT. Treat both as deny.
+
+With `tls=TlsOptions(...)` the client connects over TLS, and with a certificate and key of its
+own over mutual TLS: pdp then knows the calling service as `caller.*`.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import grpc
 from google.protobuf.struct_pb2 import Struct
 
+from pdp.signing import SignedRequest, sign_request
 from pdp.v1 import decision_pb2 as pb
 from pdp.v1 import decision_pb2_grpc as pb_grpc
+
+__all__ = [
+    "AsyncDecisionClient",
+    "CredentialsLike",
+    "DecisionClient",
+    "Item",
+    "Reason",
+    "Result",
+    "RuleError",
+    "SignedRequest",
+    "TlsOptions",
+    "api_key",
+    "basic",
+    "bearer",
+    "client_certificate",
+    "hmac",
+    "sign_request",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +76,8 @@ class Result:
     explanations: tuple[str, ...] = ()
     """Explain mode: one line per rule that did not apply."""
     errors: tuple[RuleError, ...] = ()
+    retry_after: float = 0.0
+    """With limit.rate or limit.quota: seconds until a request may succeed again."""
 
     @property
     def decision(self) -> str:
@@ -83,12 +111,71 @@ def _resource(
     return pb.Resource(type=resource_type, id=resource_id, attributes=_struct(attributes))
 
 
-def _credentials(token: str | None) -> pb.Credentials:
-    return pb.Credentials(bearer_token=token) if token else pb.Credentials()
+CredentialsLike = str | pb.Credentials | None
+"""A JWT (str), credentials built by the functions below, or None."""
+
+
+def bearer(token: str) -> pb.Credentials:
+    return pb.Credentials(bearer_token=token)
+
+
+def api_key(key: str) -> pb.Credentials:
+    return pb.Credentials(api_key=key)
+
+
+def basic(username: str, password: str) -> pb.Credentials:
+    """User name and password, sent as an HTTP Basic Authorization value."""
+    encoded = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return pb.Credentials(basic=f"Basic {encoded}")
+
+
+def client_certificate(pem: str) -> pb.Credentials:
+    """An end client's certificate chain (PEM), as a service that terminated its TLS got it."""
+    return pb.Credentials(client_certificate=pem)
+
+
+def hmac(signed: SignedRequest) -> pb.Credentials:
+    """A request signed with sign_request() (docs/hmac.md)."""
+    return pb.Credentials(
+        hmac=pb.HmacSignature(
+            key_id=signed.key_id,
+            signature=signed.signature,
+            timestamp=signed.timestamp,
+            nonce=signed.nonce,
+            method=signed.method,
+            path=signed.path,
+            query=signed.query,
+            headers=dict(signed.headers),
+            body_sha256=signed.body_sha256,
+        )
+    )
+
+
+def _credentials(credentials: CredentialsLike) -> pb.Credentials:
+    if isinstance(credentials, pb.Credentials):
+        return credentials
+    return bearer(credentials) if credentials else pb.Credentials()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsOptions:
+    """Files for a TLS connection: the CA that signed the server's certificate and, for mutual
+    TLS, this client's own certificate and key."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca.read_bytes(),
+            private_key=self.key.read_bytes() if self.key else None,
+            certificate_chain=self.cert.read_bytes() if self.cert else None,
+        )
 
 
 def check_request(
-    token: str | None,
+    credentials: CredentialsLike,
     action: str,
     resource_type: str,
     resource_id: str = "",
@@ -98,7 +185,7 @@ def check_request(
     explain: bool = False,
 ) -> pb.CheckRequest:
     return pb.CheckRequest(
-        credentials=_credentials(token),
+        credentials=_credentials(credentials),
         action=action,
         resource=_resource(resource_type, resource_id, attributes),
         context=_struct(context),
@@ -107,14 +194,14 @@ def check_request(
 
 
 def batch_request(
-    token: str | None,
+    credentials: CredentialsLike,
     items: Sequence[Item],
     *,
     context: Mapping[str, Any] | None = None,
     explain: bool = False,
 ) -> pb.CheckBatchRequest:
     return pb.CheckBatchRequest(
-        credentials=_credentials(token),
+        credentials=_credentials(credentials),
         context=_struct(context),
         items=[
             pb.CheckItem(
@@ -135,6 +222,7 @@ def result(response: pb.CheckResponse) -> Result:
         policy_revision=response.policy_revision,
         explanations=tuple(e.message for e in response.explanations),
         errors=tuple(RuleError(e.rule, e.effect, e.message, e.source) for e in response.errors),
+        retry_after=response.retry_after_seconds,
     )
 
 
@@ -147,14 +235,21 @@ class DecisionClient:
         *,
         channel: grpc.Channel | None = None,
         timeout: float = 2.0,
+        tls: TlsOptions | None = None,
     ) -> None:
-        self._channel = channel or grpc.insecure_channel(target)
+        if channel is None:
+            channel = (
+                grpc.secure_channel(target, tls.channel_credentials())
+                if tls is not None
+                else grpc.insecure_channel(target)
+            )
+        self._channel = channel
         self._stub = pb_grpc.DecisionServiceStub(self._channel)
         self.timeout = timeout
 
     def check(
         self,
-        token: str | None,
+        credentials: CredentialsLike,
         action: str,
         resource_type: str,
         resource_id: str = "",
@@ -165,7 +260,7 @@ class DecisionClient:
         timeout: float | None = None,
     ) -> Result:
         request = check_request(
-            token,
+            credentials,
             action,
             resource_type,
             resource_id,
@@ -177,14 +272,14 @@ class DecisionClient:
 
     def check_batch(
         self,
-        token: str | None,
+        credentials: CredentialsLike,
         items: Sequence[Item],
         *,
         context: Mapping[str, Any] | None = None,
         explain: bool = False,
         timeout: float | None = None,
     ) -> list[Result]:
-        request = batch_request(token, items, context=context, explain=explain)
+        request = batch_request(credentials, items, context=context, explain=explain)
         response = self._stub.CheckBatch(request, timeout=timeout or self.timeout)
         return [result(item) for item in response.results]
 
@@ -212,14 +307,21 @@ class AsyncDecisionClient:
         *,
         channel: grpc.aio.Channel | None = None,
         timeout: float = 2.0,
+        tls: TlsOptions | None = None,
     ) -> None:
-        self._channel = channel or grpc.aio.insecure_channel(target)
+        if channel is None:
+            channel = (
+                grpc.aio.secure_channel(target, tls.channel_credentials())
+                if tls is not None
+                else grpc.aio.insecure_channel(target)
+            )
+        self._channel = channel
         self._stub = pb_grpc.DecisionServiceStub(self._channel)
         self.timeout = timeout
 
     async def check(
         self,
-        token: str | None,
+        credentials: CredentialsLike,
         action: str,
         resource_type: str,
         resource_id: str = "",
@@ -230,7 +332,7 @@ class AsyncDecisionClient:
         timeout: float | None = None,
     ) -> Result:
         request = check_request(
-            token,
+            credentials,
             action,
             resource_type,
             resource_id,
@@ -243,14 +345,14 @@ class AsyncDecisionClient:
 
     async def check_batch(
         self,
-        token: str | None,
+        credentials: CredentialsLike,
         items: Sequence[Item],
         *,
         context: Mapping[str, Any] | None = None,
         explain: bool = False,
         timeout: float | None = None,
     ) -> list[Result]:
-        request = batch_request(token, items, context=context, explain=explain)
+        request = batch_request(credentials, items, context=context, explain=explain)
         response = await self._stub.CheckBatch(request, timeout=timeout or self.timeout)
         return [result(item) for item in response.results]
 

@@ -7,6 +7,7 @@ directory of the configuration file. docs/configuration.md documents every key.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -24,6 +25,20 @@ HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 
 class ConfigError(ValueError):
     """A configuration that pdp refuses to start with; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    cert: Path
+    """The server's certificate chain (PEM)."""
+    key: Path
+    """The server's private key (PEM)."""
+    client_ca: Path | None = None
+    """CAs whose client certificates are accepted; the caller's identity is then `caller.*`."""
+    require_client_cert: bool = True
+    """Refuse connections without a client certificate signed by client_ca."""
+    listen: str | None = None
+    """host:port of a separate TLS listener; without it, server.listen itself uses TLS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,8 @@ class ServerSettings:
     """On SIGTERM or SIGINT, in-flight calls get this long to finish."""
     reflection: bool = True
     """Serve gRPC server reflection (for grpcurl and similar tools)."""
+    tls: TlsSettings | None = None
+    """[server.tls]: serve with TLS (and mutual TLS with client_ca)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +124,33 @@ class IssuerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialSettings:
+    keys_file: Path = Path("secrets/keys.json")
+    """HMAC keys and API keys (ids, apps, plans, digests): no secret is stored in it."""
+    master_key_file: Path = Path("secrets/master.key")
+    """The one secret: HMAC secrets are derived from it and API keys digested with it."""
+    users_file: Path = Path("secrets/users.json")
+    """Users for Basic credentials, with scrypt password hashes and their attributes."""
+    usage_file: Path = Path("var/usage.json")
+    """API key usage per day, kept across restarts."""
+    hmac_window_seconds: int = 300
+    """A signed request's timestamp may be this far from the server's clock, either side."""
+    client_ca: Path | None = None
+    """CAs for forwarded end-client certificates (Credentials.client_certificate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    name: str
+    rate: float
+    """Requests per second, on average."""
+    burst: int
+    """Requests that may come at once."""
+    daily_quota: int
+    """Requests per day (UTC)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
     path: Path = Path("var/audit/decisions.jsonl")
     """The decision log, JSON Lines."""
@@ -126,6 +170,8 @@ class Config:
     issuers: tuple[IssuerSettings, ...] = ()
     audit: AuditSettings = field(default_factory=AuditSettings)
     requests: RequestLimits = field(default_factory=RequestLimits)
+    credentials: CredentialSettings = field(default_factory=CredentialSettings)
+    plans: tuple[PlanSettings, ...] = ()
     source: Path | None = None
     """The file this was read from, if any."""
 
@@ -149,18 +195,34 @@ def load_config(path: str | Path) -> Config:
 
 
 def parse_config(document: dict[str, Any], base: Path, source: Path | None = None) -> Config:
-    _only_keys(document, "", ("server", "policies", "issuers", "audit", "requests"))
+    sections = ("server", "policies", "issuers", "audit", "requests", "credentials", "plans")
+    _only_keys(document, "", sections)
     issuers = document.get("issuers", [])
     if not isinstance(issuers, list) or not all(isinstance(i, dict) for i in issuers):
         raise ConfigError("issuers: must be a list of tables ([[issuers]])")
+    server = dict(document.get("server", {})) if isinstance(document.get("server"), dict) else {}
+    tls = server.pop("tls", None)
+    plans = document.get("plans", {})
+    if not isinstance(plans, dict) or not all(isinstance(p, dict) for p in plans.values()):
+        raise ConfigError("plans: must be tables, one per plan ([plans.NAME])")
     config = Config(
-        server=_section(ServerSettings, document.get("server", {}), "server", base),
+        server=dataclasses.replace(
+            _section(ServerSettings, server, "server", base),
+            tls=None if tls is None else _section(TlsSettings, tls, "server.tls", base),
+        ),
         policies=_section(PolicySettings, document.get("policies", {}), "policies", base),
         issuers=tuple(
             _issuer(item, f"issuers[{number}]", base) for number, item in enumerate(issuers)
         ),
         audit=_section(AuditSettings, document.get("audit", {}), "audit", base),
         requests=_section(RequestLimits, document.get("requests", {}), "requests", base),
+        credentials=_section(
+            CredentialSettings, document.get("credentials", {}), "credentials", base
+        ),
+        plans=tuple(
+            _section(PlanSettings, {**table, "name": name}, f"plans.{name}", base)
+            for name, table in plans.items()
+        ),
         source=source,
     )
     _validate(config)
@@ -204,6 +266,8 @@ def _value(kind: Any, key: str, value: Any, where: str, base: Path) -> Any:
     """Check one value against the field's annotation and convert it (paths, tuples)."""
     annotation = next(str(f.type) for f in fields(kind) if f.name == key)
     name = _join(where, key)
+    if annotation == "TlsSettings | None":
+        raise ConfigError(f"{name}: must be a table ([server.tls])")
     if annotation.startswith("Path"):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{name}: must be a path (a non-empty string)")
@@ -265,12 +329,38 @@ def _validate(config: Config) -> None:
         raise ConfigError("audit.max_bytes: must be at least 1024")
     if config.audit.keep < 1:
         raise ConfigError("audit.keep: must be at least 1")
+    _validate_credentials(config)
     seen: set[str] = set()
     for number, issuer in enumerate(config.issuers):
         _validate_issuer(issuer, f"issuers[{number}]")
         if issuer.issuer in seen:
             raise ConfigError(f"issuers[{number}].issuer: `{issuer.issuer}` is configured twice")
         seen.add(issuer.issuer)
+
+
+def _validate_credentials(config: Config) -> None:
+    tls = config.server.tls
+    if tls is not None:
+        if tls.require_client_cert and tls.client_ca is None:
+            raise ConfigError("server.tls.client_ca: required with require_client_cert = true")
+        if tls.listen is not None:
+            host, _, port = tls.listen.rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError("server.tls.listen: must be host:port, e.g. 127.0.0.1:50443")
+    credentials = config.credentials
+    if credentials.hmac_window_seconds < 1:
+        raise ConfigError("credentials.hmac_window_seconds: must be at least 1")
+    policies = config.policies.dir.resolve()
+    for name in ("keys_file", "master_key_file", "users_file"):
+        path = getattr(credentials, name).resolve()
+        # SECURITY: the policy folder is shared, reviewed and often public; keys are not.
+        if path == policies or policies in path.parents:
+            raise ConfigError(f"credentials.{name}: must not be inside the policy folder")
+    for plan in config.plans:
+        if plan.rate <= 0 or plan.burst < 1 or plan.daily_quota < 1:
+            raise ConfigError(
+                f"plans.{plan.name}: rate must be positive, burst and daily_quota at least 1"
+            )
 
 
 def _validate_issuer(issuer: IssuerSettings, where: str) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from pdp.audit.record import decision_record, rejected_record
@@ -26,7 +27,10 @@ from pdp.identity.credentials import Credential
 from pdp.identity.errors import AuthenticationError
 from pdp.identity.subject import Subject
 from pdp.language.schema import Schema
+from pdp.metering import Metering
 from pdp.policy_store import PolicyStore
+
+_NO_CALLER: Mapping[str, Any] = MappingProxyType({})
 
 AUDIT_FAILED = "error.audit"
 INTERNAL = "error.internal"
@@ -48,6 +52,8 @@ class Query:
 class Answer:
     decision: Decision
     decision_id: str
+    retry_after: float = 0.0
+    """With limit.rate or limit.quota: seconds until a request may succeed again."""
 
 
 class DecisionIds:
@@ -72,13 +78,16 @@ class DecisionPoint:
         policies: PolicyStore,
         authenticator: Authenticator,
         audit: AuditLog,
+        *,
         clock: Callable[[], datetime] = utc_now,
         validate_requests: str = "off",
+        metering: Metering | None = None,
     ) -> None:
         self.policies = policies
         self.authenticator = authenticator
         self.audit = audit
         self.clock = clock
+        self.metering = metering
         self.ids = DecisionIds()
         self.validate_requests = validate_requests
         self._warned: dict[str, float] = {}
@@ -89,11 +98,13 @@ class DecisionPoint:
         queries: Sequence[Query],
         context: Mapping[str, Any],
         explain: bool = False,
+        caller: Mapping[str, Any] = _NO_CALLER,
     ) -> list[Answer]:
         """Decide every query for one caller, audit every decision, and answer in order.
 
         One clock reading, one authentication and one policy set serve the whole call, so the
-        answers of a batch are consistent with each other.
+        answers of a batch are consistent with each other. `caller` is the calling service's
+        identity from mutual TLS (empty without it).
         """
         started = time.perf_counter_ns()
         now = self.clock()
@@ -111,13 +122,24 @@ class DecisionPoint:
             _log.exception("authentication failed unexpectedly")
             refusal = _fault(revision, "authentication failed unexpectedly")
         attributes = subject.attributes if subject is not None else {}
-        requests = [Request(attributes, q.action, q.resource, context) for q in queries]
+        requests = [Request(attributes, q.action, q.resource, context, caller) for q in queries]
         decisions = []
+        waits = [0.0] * len(requests)
         schema = policy_set.schema if self.validate_requests != "off" else None
-        for request in requests:
+        metering = self.metering if self.metering and Metering.metered(subject) else None
+        outcomes: list[str] = []
+        for position, request in enumerate(requests):
             if refusal is not None:
                 decisions.append(refusal)
                 continue
+            if metering is not None and subject is not None:
+                over = metering.admit(subject, now)
+                outcomes.append("throttled" if over is not None else "")
+                if over is not None:
+                    waits[position] = over.retry_after
+                    reason = Reason(over.code, "", over.message)
+                    decisions.append(Decision(False, (reason,), (), (), revision))
+                    continue
             if schema is not None:
                 mismatch = self._check_schema(schema, request, revision)
                 if mismatch is not None:
@@ -158,7 +180,11 @@ class DecisionPoint:
                 revision,
             )
             decisions = [unrecorded] * len(decisions)
-        return [Answer(d, i) for d, i in zip(decisions, ids, strict=True)]
+        if metering is not None and subject is not None:
+            for outcome, decision in zip(outcomes, decisions, strict=True):
+                counted = outcome or ("allowed" if decision.allowed else "denied")
+                metering.record(subject, now, counted)
+        return [Answer(d, i, w) for d, i, w in zip(decisions, ids, waits, strict=True)]
 
     def _check_schema(self, schema: Schema, request: Request, revision: str) -> Decision | None:
         """A DENY for a request the schema rejects (in "reject" mode), else None."""

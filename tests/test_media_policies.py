@@ -369,8 +369,10 @@ def test_media_rules_are_the_expected_ones() -> None:
     assert {rule.id for rule in load(MEDIA).rules} == MEDIA_RULES
     whole_ids = {rule.id for rule in load(POLICIES).rules}
     shop_ids = {rule.id for rule in load(SHOP).rules}
-    assert whole_ids == MEDIA_RULES | shop_ids
+    platform_ids = {rule.id for rule in load(POLICIES / "platform").rules}
+    assert whole_ids == MEDIA_RULES | shop_ids | platform_ids
     assert not MEDIA_RULES & shop_ids
+    assert not MEDIA_RULES & platform_ids
 
 
 def test_media_rules_only_target_media_resources() -> None:

@@ -6,9 +6,24 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pdp.cli import audit, call, check, dev_keys, fmt, lint, serve, test, token, validate
+from pdp.cli import (
+    audit,
+    call,
+    check,
+    dev_keys,
+    fmt,
+    keys,
+    lint,
+    serve,
+    test,
+    token,
+    users,
+    validate,
+)
 
-SUBCOMMANDS = (check, lint, validate, test, fmt, serve, token, call, dev_keys, audit)
+SUBCOMMANDS = (
+    check, lint, validate, test, fmt, serve, token, call, dev_keys, audit, keys, users
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

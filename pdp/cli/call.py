@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
@@ -13,22 +14,67 @@ import grpc
 
 from pdp.cli import exit_codes
 from pdp.cli.token import parse_claim
-from pdp.client import DecisionClient, Result
+from pdp.client import (
+    CredentialsLike,
+    DecisionClient,
+    Result,
+    TlsOptions,
+    api_key,
+    basic,
+    client_certificate,
+    hmac,
+    sign_request,
+)
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "call",
         help="ask a running server for one decision",
-        description="Send a Check to a running pdp. Exit code: 0 allow, 1 deny, 2 error. The "
-        "token comes from --token, --token-file or the PDP_TOKEN environment variable.",
+        description="Send a Check to a running pdp, with one kind of credential. Exit code: 0 "
+        "allow, 1 deny, 2 error. Secrets come from files or environment variables, never from "
+        "the command line, where other local users could see them (--token is for testing).",
     )
     parser.add_argument("--addr", default="127.0.0.1:50051", metavar="HOST:PORT")
-    parser.add_argument(
-        "--token",
-        help="a bearer token (visible to other local users: prefer --token-file or PDP_TOKEN)",
+    credentials = parser.add_argument_group(
+        "credentials (one of them; default: the PDP_TOKEN environment variable)"
     )
-    parser.add_argument("--token-file", metavar="FILE")
+    credentials.add_argument(
+        "--token", help="a JWT (visible to other local users: prefer --token-file or PDP_TOKEN)"
+    )
+    credentials.add_argument("--token-file", metavar="FILE", help="a file holding a JWT")
+    credentials.add_argument(
+        "--api-key-file", metavar="FILE", help="a file holding an API key (or PDP_API_KEY)"
+    )
+    credentials.add_argument(
+        "--basic-user",
+        metavar="NAME",
+        help="a user name; the password comes from PDP_PASSWORD or is asked for",
+    )
+    credentials.add_argument(
+        "--client-cert", metavar="PEM", help="forward this end client's certificate chain"
+    )
+    credentials.add_argument(
+        "--hmac-key-id", metavar="ID", help="sign an HTTP request with this HMAC key"
+    )
+    credentials.add_argument(
+        "--hmac-secret-file", metavar="FILE", help="the HMAC key's secret (or PDP_HMAC_SECRET)"
+    )
+    credentials.add_argument("--hmac-method", default="GET", metavar="METHOD")
+    credentials.add_argument("--hmac-path", default="/", metavar="PATH")
+    credentials.add_argument("--hmac-query", default="", metavar="QUERY")
+    credentials.add_argument(
+        "--hmac-header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a signed header (host is required)",
+    )
+    credentials.add_argument("--hmac-body-file", metavar="FILE")
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls-ca", metavar="PEM", help="connect with TLS; the server's CA")
+    tls.add_argument("--tls-cert", metavar="PEM", help="this client's certificate (mutual TLS)")
+    tls.add_argument("--tls-key", metavar="PEM", help="this client's private key")
     parser.add_argument("--action", required=True)
     parser.add_argument("--resource-type", required=True, metavar="TYPE")
     parser.add_argument("--resource-id", default="", metavar="ID")
@@ -52,20 +98,60 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _secret(file: str | None, variable: str) -> str | None:
+    if file:
+        return Path(file).read_text("utf-8").strip()
+    return os.environ.get(variable)
+
+
+def credentials_from(args: argparse.Namespace) -> CredentialsLike:
+    """The one credential the options name (a JWT from PDP_TOKEN when none does)."""
+    if args.hmac_key_id:
+        secret = _secret(args.hmac_secret_file, "PDP_HMAC_SECRET")
+        if not secret:
+            raise ValueError("--hmac-key-id needs --hmac-secret-file or PDP_HMAC_SECRET")
+        body = Path(args.hmac_body_file).read_bytes() if args.hmac_body_file else b""
+        pairs = (parse_claim(text, "--hmac-header") for text in args.hmac_header)
+        headers = {name.lower(): str(value) for name, value in pairs}
+        signed = sign_request(
+            key_id=args.hmac_key_id,
+            secret=secret,
+            method=args.hmac_method,
+            path=args.hmac_path,
+            query=args.hmac_query,
+            headers=headers,
+            body=body,
+        )
+        return hmac(signed)
+    if args.api_key_file or (not args.token and os.environ.get("PDP_API_KEY")):
+        return api_key(_secret(args.api_key_file, "PDP_API_KEY") or "")
+    if args.basic_user:
+        password = os.environ.get("PDP_PASSWORD") or getpass.getpass(
+            f"password for {args.basic_user}: "
+        )
+        return basic(args.basic_user, password)
+    if args.client_cert:
+        return client_certificate(Path(args.client_cert).read_text("utf-8"))
+    return args.token or _secret(args.token_file, "PDP_TOKEN")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        token = args.token or os.environ.get("PDP_TOKEN")
-        if args.token_file:
-            token = Path(args.token_file).read_text("utf-8").strip()
+        credentials = credentials_from(args)
         attributes = dict(parse_claim(text, "--attr") for text in args.attr)
         context = dict(parse_claim(text, "--context") for text in args.context)
+        tls = None
+        if args.tls_ca:
+            cert = Path(args.tls_cert) if args.tls_cert else None
+            key = Path(args.tls_key) if args.tls_key else None
+            tls = TlsOptions(Path(args.tls_ca), cert, key)
     except (OSError, ValueError) as error:
         print(f"pdp call: {error}", file=sys.stderr)
         return exit_codes.ERROR
     try:
-        with DecisionClient(args.addr, timeout=args.timeout) as client:
+        with DecisionClient(args.addr, timeout=args.timeout, tls=tls) as client:
             result = client.check(
-                token,
+                credentials,
                 args.action,
                 args.resource_type,
                 args.resource_id,
@@ -86,6 +172,7 @@ def _as_dict(result: Result) -> dict[str, Any]:
     return {
         "decision": result.decision,
         "decision_id": result.decision_id,
+        "retry_after_seconds": result.retry_after,
         "policy_revision": result.policy_revision,
         "reasons": [
             {"code": r.code, "rule": r.rule, "message": r.message, "source": r.source}
@@ -109,6 +196,8 @@ def format_result(result: Result) -> str:
         rule = f" {reason.rule}" if reason.rule else ""
         where = f"  [{reason.source}]" if reason.source else ""
         lines.append(f"  {reason.code}{rule}: {reason.message}{where}")
+    if result.retry_after:
+        lines.append(f"retry after: {result.retry_after:.3f} s")
     if result.errors:
         lines.append("errors:")
         lines.extend(f"  {e.rule} ({e.effect}): {e.message}  [{e.source}]" for e in result.errors)

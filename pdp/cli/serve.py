@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from typing import Any
 
 from pdp.cli import exit_codes
@@ -23,6 +24,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--config", default="pdp.toml", metavar="FILE", help="default: pdp.toml")
     parser.add_argument("--listen", metavar="HOST:PORT", help="overrides server.listen")
+    parser.add_argument(
+        "--tls-listen", metavar="HOST:PORT", help="overrides server.tls.listen (needs [server.tls])"
+    )
     parser.set_defaults(run=run)
 
 
@@ -35,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"pdp serve: {error}", file=sys.stderr)
         return exit_codes.ERROR
+    if args.tls_listen is not None:
+        tls = config.server.tls
+        if tls is None:
+            print("pdp serve: --tls-listen needs a [server.tls] section", file=sys.stderr)
+            return exit_codes.ERROR
+        server = replace(config.server, tls=replace(tls, listen=args.tls_listen))
+        config = replace(config, server=server)
     try:
         return serve(config, args.listen)
     except PolicySetError as error:

@@ -20,8 +20,11 @@ from pdp.config import Config
 from pdp.decision_point import DecisionPoint, utc_now
 from pdp.identity.authenticator import Authenticator
 from pdp.identity.jwks import JwksError
+from pdp.metering import Metering
 from pdp.policy_store import PolicyStore
 from pdp.server.service import SERVICE_NAME, DecisionService, handler
+from pdp.server.tls import ReloadingCredentials, TlsFilesError
+from pdp.state import MemoryState
 
 _log = logging.getLogger("pdp.server")
 
@@ -41,6 +44,10 @@ class RunningServer:
     store: PolicyStore
     audit: AuditLog
     health: health.HealthServicer
+    tls_port: int = 0
+    """The TLS listener's port (0 without TLS; the same as `port` when that one uses TLS)."""
+    state: MemoryState | None = None
+    flusher: _Flusher | None = None
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, grace: float | None = None) -> None:
@@ -51,6 +58,8 @@ class RunningServer:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         self.store.stop()
+        if self.flusher is not None:
+            self.flusher.stop()
         self.audit.close()
         self.stopped.set()
 
@@ -84,25 +93,53 @@ def create_server(
     has errors (there is no good set to serve), StartupError for anything else that stops it."""
     store = PolicyStore(config.policies.dir, relative_names=True)
     try:
-        authenticator = Authenticator(config.issuers)
+        state = MemoryState(config.credentials.usage_file)
+    except ValueError as error:
+        raise StartupError(f"usage: {error}") from None
+    try:
+        authenticator = Authenticator.from_config(config, state)
     except JwksError as error:
         raise StartupError(f"issuer keys: {error}") from None
+    except (ValueError, OSError) as error:
+        raise StartupError(f"credentials: {error}") from None
     try:
         audit = AuditLog(config.audit)
     except AuditWriteError as error:
         raise StartupError(f"audit log: {error}") from None
     point = DecisionPoint(
-        store, authenticator, audit, clock, validate_requests=config.policies.validate_requests
+        store,
+        authenticator,
+        audit,
+        clock=clock,
+        validate_requests=config.policies.validate_requests,
+        metering=Metering(config.plans, state),
     )
     try:
-        return _start(config, listen, store, point)
+        return _start(config, listen, store, point, state)
     except BaseException:
         audit.close()
         raise
 
 
+def _bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None) -> int:
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError:  # grpcio raises this (older releases returned 0) when it cannot bind
+        port = 0
+    if port == 0:
+        raise StartupError(f"cannot listen on {address} (address in use, or not a local address)")
+    return port
+
+
 def _start(
-    config: Config, listen: str | None, store: PolicyStore, point: DecisionPoint
+    config: Config,
+    listen: str | None,
+    store: PolicyStore,
+    point: DecisionPoint,
+    state: MemoryState,
 ) -> RunningServer:
     server = grpc.server(
         ThreadPoolExecutor(max_workers=config.server.workers, thread_name_prefix="pdp-rpc"),
@@ -116,12 +153,21 @@ def _start(
         names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
         reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
     address = listen or config.server.listen
-    try:
-        port = server.add_insecure_port(address)
-    except RuntimeError:  # grpcio raises this (older releases returned 0) when it cannot bind
-        port = 0
-    if port == 0:
-        raise StartupError(f"cannot listen on {address} (address in use, or not a local address)")
+    tls = config.server.tls
+    credentials = None
+    if tls is not None:
+        try:
+            credentials = ReloadingCredentials(tls).server_credentials()
+        except TlsFilesError as error:
+            raise StartupError(f"TLS: {error}") from None
+    tls_port = 0
+    if tls is not None and tls.listen is not None:
+        # A separate TLS listener beside the plaintext one.
+        port = _bind(server, address, None)
+        tls_port = _bind(server, tls.listen, credentials)
+    else:
+        port = _bind(server, address, credentials)
+        tls_port = port if credentials is not None else 0
     server.start()
     for service in ("", SERVICE_NAME):
         # SERVING only now: a policy set is loaded and the port is bound.
@@ -134,7 +180,39 @@ def _start(
         store.current.revision,
         len(store.current.rules),
     )
-    return RunningServer(server, port, point, store, point.audit, health_servicer)
+    if tls is not None and tls.listen is not None:
+        _log.info("serving TLS on %s", tls.listen.rsplit(":", 1)[0] + f":{tls_port}")
+    flusher = _Flusher(state)
+    flusher.start()
+    return RunningServer(
+        server, port, point, store, point.audit, health_servicer, tls_port=tls_port, state=state,
+        flusher=flusher,
+    )  # fmt: skip
+
+
+class _Flusher(threading.Thread):
+    """Writes usage counts to disk every few seconds, so a crash loses at most that much."""
+
+    def __init__(self, state: MemoryState, every: float = 5.0) -> None:
+        super().__init__(name="pdp-usage-flush", daemon=True)
+        self.state = state
+        self.every = every
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.every):
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
+            self.state.flush()
+        except OSError as error:
+            _log.error("could not write API key usage: %s", error)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=5)
+        self._flush()
 
 
 def serve(config: Config, listen: str | None = None) -> int:

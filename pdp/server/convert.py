@@ -14,7 +14,14 @@ from google.protobuf.struct_pb2 import ListValue, Struct, Value
 from pdp.config import RequestLimits
 from pdp.decision_point import Answer, Query
 from pdp.engine.values import InputError, from_double
-from pdp.identity.credentials import BearerToken, Credential
+from pdp.identity.credentials import (
+    ApiKey,
+    BasicAuthorization,
+    BearerToken,
+    ClientCertificate,
+    Credential,
+    HmacSignature,
+)
 from pdp.v1 import decision_pb2 as pb
 
 _DECISIONS = {True: pb.DECISION_ALLOW, False: pb.DECISION_DENY}
@@ -35,10 +42,30 @@ class _Reading:
 
 
 def credential(message: pb.Credentials) -> Credential | None:
+    """The credential a request carries, or None. Verification comes later (pdp.identity)."""
     kind = message.WhichOneof("kind")
     if kind == "bearer_token":
-        token = message.bearer_token
-        return BearerToken(token) if token else None
+        return BearerToken(message.bearer_token) if message.bearer_token else None
+    if kind == "hmac":
+        signed = message.hmac
+        return HmacSignature(
+            key_id=signed.key_id,
+            signature=signed.signature,
+            timestamp=signed.timestamp,
+            nonce=signed.nonce,
+            method=signed.method,
+            path=signed.path,
+            query=signed.query,
+            headers=dict(signed.headers),
+            body_sha256=signed.body_sha256,
+        )
+    if kind == "api_key":
+        return ApiKey(message.api_key) if message.api_key else None
+    if kind == "basic":
+        return BasicAuthorization(message.basic) if message.basic else None
+    if kind == "client_certificate":
+        pem = message.client_certificate
+        return ClientCertificate(pem) if pem else None
     return None
 
 
@@ -164,6 +191,8 @@ def fill_response(message: pb.CheckResponse, answer: Answer) -> pb.CheckResponse
     message.decision = _DECISIONS[decision.allowed]
     message.decision_id = answer.decision_id
     message.policy_revision = decision.policy_revision
+    if answer.retry_after:
+        message.retry_after_seconds = answer.retry_after
     reasons = message.reasons
     for r in decision.reasons:
         reasons.add(code=r.code, rule=r.rule, message=r.message, source=r.source)

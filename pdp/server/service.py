@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Never, TypeVar
+from typing import Any, Never, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
 from pdp.config import Config
 from pdp.decision_point import DecisionPoint
+from pdp.engine.values import from_json
+from pdp.identity.certificates import identity
+from pdp.identity.errors import AuthenticationError
 from pdp.server import convert
 from pdp.server.convert import InvalidRequestError
 from pdp.v1 import decision_pb2 as pb
@@ -40,7 +43,8 @@ class DecisionService:
             query, attributes = convert.check_request(request, self.limits)
         except InvalidRequestError as error:
             self._reject(context, convert.credential_kind(request.credentials), str(error))
-        [answer] = self.point.decide(credential, [query], attributes, request.explain)
+        caller = caller_identity(context)
+        [answer] = self.point.decide(credential, [query], attributes, request.explain, caller)
         return convert.fill_response(pb.CheckResponse(), answer)
 
     def check_batch(self, payload: bytes, context: grpc.ServicerContext) -> pb.CheckBatchResponse:
@@ -50,7 +54,8 @@ class DecisionService:
             queries, attributes = convert.batch_request(request, self.limits, self.max_batch_items)
         except InvalidRequestError as error:
             self._reject(context, convert.credential_kind(request.credentials), str(error))
-        answers = self.point.decide(credential, queries, attributes, request.explain)
+        caller = caller_identity(context)
+        answers = self.point.decide(credential, queries, attributes, request.explain, caller)
         response = pb.CheckBatchResponse()
         results = response.results
         for answer in answers:
@@ -72,6 +77,22 @@ class DecisionService:
         decision_id = self.point.reject(kind, message)
         context.set_trailing_metadata(((DECISION_ID_HEADER, decision_id),))
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def caller_identity(context: grpc.ServicerContext) -> dict[str, Any]:
+    """The calling service's identity from its mutual-TLS certificate: `caller.*` in policies.
+    Empty on a plaintext connection or without a client certificate. The handshake has already
+    verified the certificate against server.tls.client_ca."""
+    found: Any = context.auth_context().get("x509_pem_cert")  # a list of PEM bytes
+    if not found:
+        return {}
+    try:
+        caller: dict[str, Any] = from_json(identity(found[0]))
+        return caller
+    except (AuthenticationError, ValueError):  # pragma: no cover - the TLS stack parsed it
+        # Fail closed: without an identity, rules on caller.* do not hold.
+        _log.warning("could not read the caller's certificate")
+        return {}
 
 
 def handler(service: DecisionService) -> grpc.GenericRpcHandler:

@@ -47,8 +47,9 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.fixture
 def server(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     address = f"127.0.0.1:{free_port()}"
+    tls_address = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
-        [*PDP, "serve", "--config", "pdp.toml", "--listen", address],
+        [*PDP, "serve", "--config", "pdp.toml", "--listen", address, "--tls-listen", tls_address],
         cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
