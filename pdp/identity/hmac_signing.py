@@ -174,6 +174,10 @@ class HmacVerifier:
             )
 
 
+MAX_ACTIVE_HMAC_KEYS = 2
+"""Active HMAC keys per app: the current one and, during a rotation, its successor."""
+
+
 def new_hmac_key(
     keys: KeyStore,
     app: str,
@@ -184,12 +188,25 @@ def new_hmac_key(
     record and the secret (base64url), to be shown once. Creates the master key if there is
     none.
 
-    Raises ValueError for an unusable app name or attribute, and KeyStoreError (a ValueError)
-    when the master key or the keys file cannot be read or written.
+    An app has at most MAX_ACTIVE_HMAC_KEYS active keys: two overlap during a rotation, and a
+    third would only be a forgotten one. Retire the old key first.
+
+    Raises ValueError for an unusable app name or attribute or a third active key, and
+    KeyStoreError (a ValueError) when the master key or the keys file cannot be read or written.
     """
     check_app_name(app)
     extra = dict(attributes or {})
     check_attributes(extra)
+    active = sorted(
+        record.key_id
+        for record in keys.records()
+        if record.kind == HMAC_KIND and record.app == app and record.active
+    )
+    if len(active) >= MAX_ACTIVE_HMAC_KEYS:
+        raise ValueError(
+            f"app `{app}` already has {len(active)} active HMAC keys ({', '.join(active)}); "
+            "retire the old one first (pdp keys revoke KEY_ID)"
+        )
     keys.ensure_master_key()
     key_id = HMAC_KEY_ID_PREFIX + secrets.token_hex(_KEY_ID_RANDOM_BYTES)
     # The secret first: without a usable master key nothing is stored.

@@ -308,6 +308,18 @@ def test_rotating_an_hmac_key_create_the_new_one_then_retire_the_old(folder: Pat
     assert new["secret"] not in listed
 
 
+def test_a_third_active_hmac_key_is_refused(folder: Path) -> None:
+    made = [
+        json.loads(keys(folder, "create", "--kind", "hmac", "--app", "reports", "--json").stdout)
+        for _ in range(2)
+    ]
+    result = keys(folder, "create", "--kind", "hmac", "--app", "reports")
+    assert (result.returncode, result.stdout) == (2, "")
+    active = ", ".join(sorted(key["key_id"] for key in made))
+    assert f"app `reports` already has 2 active HMAC keys ({active})" in result.stderr
+    assert len(store(folder).records()) == 2
+
+
 # --- usage ---------------------------------------------------------------------------------------
 
 

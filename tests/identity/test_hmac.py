@@ -431,6 +431,23 @@ def test_rotation_two_active_keys_then_retire_the_old_one(setup: Setup) -> None:
     assert (subject.id, subject.attributes["key_id"]) == ("shop", new_record.key_id)
 
 
+def test_an_app_has_at_most_two_active_keys(setup: Setup) -> None:
+    second, _ = new_hmac_key(setup.keys, "shop", NOW)
+    with pytest.raises(ValueError) as refused:
+        new_hmac_key(setup.keys, "shop", NOW)
+    active = ", ".join(sorted([setup.record.key_id, second.key_id]))
+    assert str(refused.value) == (
+        f"app `shop` already has 2 active HMAC keys ({active}); "
+        "retire the old one first (pdp keys revoke KEY_ID)"
+    )
+    assert len([r for r in setup.keys.records() if r.app == "shop"]) == 2
+    # Another app is not affected, and retiring one makes room again.
+    new_hmac_key(setup.keys, "billing", NOW)
+    setup.keys.retire(setup.record.key_id, "2026-11-23T12:00:00Z")
+    third, _ = new_hmac_key(setup.keys, "shop", NOW)
+    assert third.active
+
+
 def test_pdp_attributes_win_over_a_hand_edited_keys_file(setup: Setup) -> None:
     document = json.loads(setup.keys.keys_file.read_text())
     document["keys"][0]["attributes"] = {"sub": "mallory", "auth": {"method": "jwt"}, "tier": 2}
