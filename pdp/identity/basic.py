@@ -63,7 +63,9 @@ RESERVED_ATTRIBUTES = ("sub", "username", "auth")
 WRONG = "user name or password is wrong"
 CACHE_SIZE = 1024
 CACHE_SECONDS = 60.0
-_RELOAD_EVERY = 1.0
+_RELOAD_EVERY = 0.0
+"""Seconds between checks of the users file: 0, a stat on every lookup (about a microsecond
+beside ~100 ms of scrypt), so that a removed user or a changed password counts at once."""
 
 # scrypt is CPU-bound and releases the GIL; more at once than there are processors only adds
 # memory (32 MiB each) without adding throughput.
@@ -283,8 +285,8 @@ class UserStore:
 
     Read at construction (a missing file is an empty store; an invalid one raises
     UserStoreError). While the server runs, the file's identity (mtime, size, inode) is checked
-    at most once a second; a changed file is read again. A file that has become invalid is
-    logged and the last good users are kept, as with policies. The CLI writes it atomically,
+    at every lookup (or every `reload_seconds`); a changed file is read again. A file that has
+    become invalid is logged once and the last good users are kept, as with policies. The CLI writes it atomically,
     owner-only (0600)."""
 
     def __init__(
@@ -300,6 +302,7 @@ class UserStore:
         self._lock = threading.Lock()
         self._records: dict[str, UserRecord] = {}
         self._seen: tuple[int, int, int, int] | None = None
+        self._rejected: tuple[int, int, int, int] | None = None
         self._version = 0
         self._checked = clock()
         self._load(initial=True)
@@ -349,9 +352,13 @@ class UserStore:
         except OSError as error:
             raise UserStoreError(f"{self.path}: cannot read: {error.strerror}") from None
         signature = (status.st_mtime_ns, status.st_size, status.st_ino, status.st_dev)
-        if signature == self._seen:
+        if signature == self._seen or signature == self._rejected:
             return
-        records = self._read()
+        try:
+            records = self._read()
+        except UserStoreError:
+            self._rejected = signature  # reported once, not at every lookup
+            raise
         if status.st_mode & 0o077:
             log.warning("%s: readable by other users; run chmod 600 on it", self.path)
         self._records, self._seen = records, signature

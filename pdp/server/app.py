@@ -191,9 +191,10 @@ def _start(
 
 
 class _Flusher(threading.Thread):
-    """Writes usage counts to disk every few seconds, so a crash loses at most that much."""
+    """Writes usage counts to disk every second (when they changed), so a crash loses at most
+    that much."""
 
-    def __init__(self, state: MemoryState, every: float = 5.0) -> None:
+    def __init__(self, state: MemoryState, every: float = 1.0) -> None:
         super().__init__(name="pdp-usage-flush", daemon=True)
         self.state = state
         self.every = every

@@ -285,6 +285,18 @@ def test_other_keys_of_the_app_still_work_after_one_is_revoked(store: KeyStore) 
     assert verifier.verify(ApiKey(new_key)).id == "checkout"
 
 
+def test_a_running_server_sees_new_and_revoked_keys_at_the_next_lookup(tmp_path: Path) -> None:
+    # The server's store and the one `pdp keys` uses are separate objects on one file.
+    server = keystore(tmp_path)
+    verifier = ApiKeyVerifier(server)
+    cli = keystore(tmp_path)
+    cli.ensure_master_key()
+    record, key = new_api_key(cli, "checkout", "basic", NOW)
+    assert verifier.verify(ApiKey(key)).id == "checkout"  # at once, not a second later
+    keystore(tmp_path).retire(record.key_id, "2026-11-23T11:00:00Z")
+    assert failure(verifier, key).code == REVOKED
+
+
 def test_an_hmac_key_id_does_not_verify_as_an_api_key(store: KeyStore) -> None:
     # An HMAC record under an id shaped like an API key id, with the digest of a real key.
     key = with_checksum("pdpk_" + "H" * 12 + "_" + "s" * 22)
