@@ -286,8 +286,8 @@ class UserStore:
     Read at construction (a missing file is an empty store; an invalid one raises
     UserStoreError). While the server runs, the file's identity (mtime, size, inode) is checked
     at every lookup (or every `reload_seconds`); a changed file is read again. A file that has
-    become invalid is logged once and the last good users are kept, as with policies. The CLI writes it atomically,
-    owner-only (0600)."""
+    become invalid is logged once and the last good users are kept, as with policies. The CLI
+    writes it atomically, owner-only (0600)."""
 
     def __init__(
         self,
@@ -352,7 +352,7 @@ class UserStore:
         except OSError as error:
             raise UserStoreError(f"{self.path}: cannot read: {error.strerror}") from None
         signature = (status.st_mtime_ns, status.st_size, status.st_ino, status.st_dev)
-        if signature == self._seen or signature == self._rejected:
+        if signature in (self._seen, self._rejected):
             return
         try:
             records = self._read()
