@@ -56,6 +56,9 @@ class Request:
             raise RequestError("`resource.type` must be a non-empty string")
         if not isinstance(resource.get("id", ""), str):
             raise RequestError("`resource.id` must be a string")
+        # As the gRPC service does: a resource without an id has the id "", so a rule reading
+        # resource.id behaves the same in pdp check, pdp test and production.
+        resource.setdefault("id", "")
         return cls(
             subject=_record(document, "subject", required=False),
             action=action,

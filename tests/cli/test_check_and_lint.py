@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,23 @@ def test_no_command_prints_help() -> None:
     result = pdp()
     assert result.returncode == 2
     assert "usage: pdp" in result.stderr
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback() -> None:
+    # `pdp test --json policies | head -1`: the reader is gone before pdp has written it all.
+    # Here it is gone from the start, so the first write fails every time.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [*PDP, "test", "--json", str(ROOT / "policies")],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
+    assert result.returncode == 141

@@ -68,6 +68,18 @@ def test_a_case_is_decided_at_its_now_or_at_the_documented_default() -> None:
     assert run_case(rules, later).mismatches == (Mismatch("decision", "allow", "deny"),)
 
 
+def test_a_case_without_a_resource_id_has_the_id_the_server_gives_it() -> None:
+    # The gRPC service sends "" for a resource without an id; a case must see the same.
+    rules = policy_set('permit listing { action read resource Doc when resource.id == "" }')
+    (case,) = parse_case_file(
+        "t.test.toml",
+        '[[case]]\nname = "c"\naction = "read"\nresource = { type = "Doc" }\nexpect = "allow"\n',
+    )
+    result = run_case(rules, case)
+    assert result.passed, result.mismatches
+    assert result.decision.errors == ()
+
+
 def test_a_folder_without_test_files_has_nothing_to_run(tmp_path: Path) -> None:
     (tmp_path / "p.policy").write_text("permit r { action read resource Doc }\n")
     with pytest.raises(NoCasesError, match=r"no \*\.test\.toml file under"):
