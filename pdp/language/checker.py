@@ -229,10 +229,15 @@ class _FileChecker:
                     if types is None
                     else " or ".join(f"`{r.name}`" for r in declared)
                 )
+                listed = (
+                    f"its actions: {', '.join(every)}"
+                    if every
+                    else "the schema lists no actions for it"
+                )
                 self.error(
                     "target",
                     f"action `{action}` does not apply to {scope} "
-                    f"(its actions: {', '.join(every)}){suggest(action, every)}",
+                    f"({listed}){suggest(action, every)}",
                     rule.actions.span,
                 )
         known = actions is not None and all(

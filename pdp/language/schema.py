@@ -50,7 +50,9 @@ class AttributeType:
     """For a list: the type of its items."""
     values: tuple[str, ...] = ()
     """For an enum: the allowed strings."""
-    attributes: Mapping[str, AttributeType] | None = field(default=None, compare=False)
+    # Compared (two files must agree on a record's attributes too), but not hashed: a mapping
+    # has no hash.
+    attributes: Mapping[str, AttributeType] | None = field(default=None, hash=False)
     """For a record: its attributes (None: any attributes, unchecked)."""
 
     def static_type(self) -> Type:
@@ -76,6 +78,8 @@ class AttributeType:
             shown = f"list of {self.element.describe() if self.element else 'any'}"
         elif self.kind == "enum":
             shown = "one of " + ", ".join(f"`{v}`" for v in self.values)
+        elif self.kind == "record" and self.attributes is not None:
+            shown = f"record ({', '.join(self.attributes)})"
         else:
             shown = self.kind
         return f"optional {shown}" if self.optional else shown
@@ -184,10 +188,14 @@ def parse_type(value: Any, where: str) -> AttributeType:
         return AttributeType(
             "list", optional, element=parse_type(value.get("items"), f"{where}.items")
         )
+    if "attributes" in value:
+        raise SchemaError(f'`{where}`: only a record has attributes: add type = "record"', where)
+    if "items" in value:
+        raise SchemaError(f'`{where}`: only a list has items: add type = "list"', where)
     if isinstance(kind, str):
         inner = parse_type(kind, where)
         return AttributeType(inner.kind, optional or inner.optional, inner.element, inner.values)
-    raise SchemaError(f"`{where}`: give `type`, `enum` or `attributes`", where)
+    raise SchemaError(f"`{where}`: give `type` or `enum`", where)
 
 
 def _attributes(table: Any, where: str) -> dict[str, AttributeType]:
@@ -224,6 +232,12 @@ def _parse_one(source: Source) -> Schema:
     if unknown:
         key = sorted(unknown)[0]
         raise SchemaError(f"unknown section `{key}` (use subject, context, resources)", key)
+    if isinstance(document.get("subject"), dict) and "auth" in document["subject"]:
+        raise SchemaError(
+            "`subject.auth` is set by pdp for every verified subject (method, issuer): "
+            "remove it from the schema",
+            "subject.auth",
+        )
     return Schema(
         subject=_attributes(document["subject"], "subject") if "subject" in document else None,
         context=_attributes(document["context"], "context") if "context" in document else None,
@@ -233,16 +247,22 @@ def _parse_one(source: Source) -> Schema:
 
 
 def _key_span(source: Source, key: str) -> Span:
-    """Where a dotted key is written, as well as TOML text can tell (tomllib has no positions)."""
-    last = key.rsplit(".", 1)[-1].split("[", maxsplit=1)[0]
-    if last:
-        match = re.search(rf"^[ \t]*\[?[\w.\"]*\b{re.escape(last)}\b", source.text, re.MULTILINE)
+    """Where a dotted key is written, as well as TOML text can tell (tomllib has no positions):
+    its last part, or failing that the nearest part before it that is written out (the `items`
+    of `subject.g.items` may be implied by `g = { type = "list" }`)."""
+    for part in reversed(key.split(".")):
+        name = part.split("[", maxsplit=1)[0]
+        if not name:
+            continue
+        match = re.search(rf"^[ \t]*\[?[\w.\"]*\b{re.escape(name)}\b", source.text, re.MULTILINE)
+        if match is None:
+            match = re.search(rf"\b{re.escape(name)}\b\s*=", source.text)
         if match is not None:
-            offset = match.start() + match.group(0).find(last)
+            offset = match.start() + match.group(0).find(name)
             line = source.text.count("\n", 0, offset) + 1
             column = offset - (source.text.rfind("\n", 0, offset) + 1) + 1
             return Span(
-                source.name, line, column, line, column + len(last), offset, offset + len(last)
+                source.name, line, column, line, column + len(name), offset, offset + len(name)
             )
     return Span(source.name, 1, 1, 1, 2)
 

@@ -54,6 +54,16 @@ def problems(policy: str, with_schema: bool = True) -> list[str]:
     return [d.headline() for d in built.warnings]
 
 
+def problems_with(schema_text: str, policy: str) -> list[str]:
+    found, schema_problems = load_schema([Source("schema.toml", schema_text)])
+    assert schema_problems == [] and found is not None
+    try:
+        built = build_policy_set([Source("t.policy", policy)], schema=found)
+    except PolicySetError as error:
+        return [d.headline() for d in error.diagnostics]
+    return [d.headline() for d in built.warnings]
+
+
 def rule(condition: str, target: str = "action read resource Order") -> str:
     # The condition starts at column 44 with the default target.
     return f"permit r {{ {target} when {condition} }}"
@@ -253,6 +263,28 @@ def test_without_a_schema_only_the_general_checks_apply() -> None:
             "schema.toml:1:12: error: `resources.Order`: unknown key `actons`",
         ),
         ("[subject\n", "schema.toml:1:1: error: invalid TOML"),
+        (
+            '[subject]\naddress = { attributes = { city = "string" } }\n',
+            "schema.toml:2:1: error: `subject.address`: only a record has attributes: "
+            'add type = "record"',
+        ),
+        (
+            '[subject]\ngroups = { items = "string" }\n',
+            'schema.toml:2:1: error: `subject.groups`: only a list has items: add type = "list"',
+        ),
+        (
+            "[subject]\nflag = { optional = true }\n",
+            "schema.toml:2:1: error: `subject.flag`: give `type` or `enum`",
+        ),
+        (
+            '[subject]\nsub = "string"\nauth = { type = "record" }\n',
+            "schema.toml:3:1: error: `subject.auth` is set by pdp for every verified subject",
+        ),
+        (
+            # The position of the nearest key that is written out: `items` is implied.
+            '[subject]\nsub = "string"\ngroups = { type = "list" }\n',
+            "schema.toml:3:1: error: `subject.groups.items`: a type is a string or a table",
+        ),
     ],
 )
 def test_schema_file_problems(text: str, message: str) -> None:
@@ -270,6 +302,29 @@ def test_schema_files_are_merged_and_conflicts_refused() -> None:
     ]
     merged, found = load_schema([one, Source("b/schema.toml", '[subject]\nname = "string"\n')])
     assert found == [] and merged is not None and set(merged.subject or {}) == {"age", "name"}
+
+
+def test_two_files_must_agree_on_a_records_attributes() -> None:
+    record = '[subject]\naddress = {{ type = "record", attributes = {{ {} = "string" }} }}\n'
+    one = Source("a/schema.toml", record.format("city"))
+    _, found = load_schema([one, Source("b/schema.toml", record.format("zip"))])
+    assert [d.headline() for d in found] == [
+        "b/schema.toml:2:1: error: `subject.address` is declared twice, as record (city) and "
+        "as record (zip)"
+    ]
+    _, same = load_schema([one, Source("b/schema.toml", record.format("city"))])
+    assert same == []
+
+
+def test_a_resource_type_without_actions_says_so() -> None:
+    built = problems_with(
+        '[resources.Doc]\nattributes = { owner = "string" }\n',
+        "permit r { action read resource Doc }",
+    )
+    assert built == [
+        "t.policy:1:19: error: action `read` does not apply to `Doc` "
+        "(the schema lists no actions for it)"
+    ]
 
 
 # --- request-time validation -------------------------------------------------------------------
