@@ -62,7 +62,7 @@ class KeyStore:
         self._lock = threading.Lock()
         self._records: dict[str, KeyRecord] = {}
         self._master: bytes | None = None
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._load()
 
     # --- reading --------------------------------------------------------------------------------
