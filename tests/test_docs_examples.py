@@ -647,6 +647,8 @@ def test_static_checks_are_shown() -> None:
         "bad escape": "invalid escape",
         "bad interpolation": "a reason can only interpolate",
         "integer out of range": "integer literal out of range",
+        "a condition that never holds": "this condition can never hold",
+        "a permit that never takes effect": "can never take effect",
     }
     missing = [name for name, phrase in phrases.items() if phrase not in expected_output]
     assert missing == []
