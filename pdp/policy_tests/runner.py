@@ -14,8 +14,9 @@ from pdp.engine.decision import Decision
 from pdp.engine.policy_set import PolicySet
 from pdp.language.source import Diagnostic
 from pdp.policy_store import load_policy_set
-from pdp.policy_tests.cases import PolicyCase, find_case_files, load_cases
+from pdp.policy_tests.cases import CaseFileError, PolicyCase, find_case_files, load_cases
 from pdp.policy_tests.coverage import CoverageCollector, CoverageReport
+from pdp.policy_tests.schema_check import schema_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +139,19 @@ def run_folder(
 ) -> RunResult:
     """Load the policy set and the cases of `folder` and run them.
 
-    Raises PolicySetError (the policies do not load), CaseFileError (a test file is malformed)
-    or NoCasesError (nothing to run).
+    Raises PolicySetError (the policies do not load), CaseFileError (a test file is malformed,
+    or a case sends what the folder's schema does not declare) or NoCasesError (nothing to
+    run).
     """
     started = time.perf_counter()
     policy_set = load_policy_set(folder)
     if not find_case_files(folder):
         raise NoCasesError(f"no *.test.toml file under {folder}")
     cases = load_cases(folder)
+    if policy_set.schema is not None:
+        problems = schema_problems(policy_set.schema, cases)
+        if problems:
+            raise CaseFileError(problems)
     selected = select(cases, keyword)
     if not selected:
         raise NoCasesError(f"no case matches -k {keyword!r} ({len(cases)} cases in {folder})")

@@ -123,3 +123,34 @@ def test_the_report_as_data() -> None:
     }
     assert failed["mismatches"][1] == {"what": "rules", "expected": ["read-doc"], "got": []}
     assert document["coverage"]["percent"] == 100.0
+
+
+def test_cases_must_send_what_the_schema_declares(tmp_path: Path) -> None:
+    (tmp_path / "p.policy").write_text(
+        "permit r { action read resource Doc\n"
+        '    when context has country and context.country == "SE" }\n'
+    )
+    (tmp_path / "schema.toml").write_text(
+        '[subject]\nsub = "string"\nage = "integer?"\n\n[context]\ncountry = "string?"\n\n'
+        '[resources.Doc]\nactions = ["read"]\nattributes = { owner = "string?" }\n'
+    )
+    (tmp_path / "p.test.toml").write_text(
+        '[[case]]\nname = "a typo"\naction = "read"\nsubject = { sub = "u" }\n'
+        'resource = { type = "Doc", id = "d", ownr = "u" }\ncontext = { contry = "SE" }\n'
+        'expect = "allow"\n\n'
+        '[[case]]\nname = "a wrong type"\naction = "read"\nsubject = { sub = "u", age = "ten" }\n'
+        'resource = { type = "Doc", id = "d" }\nexpect = "deny"\n\n'
+        '[[case]]\nname = "fine"\naction = "read"\nsubject = { sub = "u", extra_claim = 1 }\n'
+        'resource = { type = "Doc", id = "d" }\ncontext = { country = "SE" }\nexpect = "allow"\n'
+    )
+    with pytest.raises(CaseFileError) as refused:
+        run_folder(tmp_path)
+    file = str(tmp_path / "p.test.toml")
+    assert [str(problem) for problem in refused.value.problems] == [
+        f'{file}:2: error: case "a typo": `context.contry` is not in the schema; '
+        "did you mean `country`?",
+        f'{file}:2: error: case "a typo": `resource.ownr` is not in the schema; '
+        "did you mean `owner`?",
+        f'{file}:10: error: case "a wrong type": `subject.age` must be an integer, not string',
+        f'{file}:17: error: case "fine": `subject.extra_claim` is not in the schema',
+    ]
