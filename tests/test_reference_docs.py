@@ -30,6 +30,7 @@ import pdp.config
 import pdp.decision_point
 import pdp.engine.decision
 import pdp.identity.errors
+import pdp.metering
 from pdp.cli import call, dev_keys, serve, token
 from pdp.config import Config, ConfigError, load_config, parse_config
 from pdp.server.app import RunningServer, create_server
@@ -128,16 +129,48 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _settings_sections() -> dict[str, type]:
-    """Configuration section name -> its settings dataclass, from the fields of Config."""
+    """Configuration section name -> its settings dataclass, from the fields of Config. A table
+    inside a section is named by its path (`server.tls` for [server.tls])."""
     sections: dict[str, type] = {}
-    hints = typing.get_type_hints(Config)
-    for setting in dataclasses.fields(Config):
-        kind = hints[setting.name]
-        if typing.get_origin(kind) is tuple:  # [[issuers]]: a list of tables
-            kind = typing.get_args(kind)[0]
-        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
-            sections[setting.name] = kind
+
+    def visit(parent: type, prefix: str) -> None:
+        hints = typing.get_type_hints(parent)
+        for setting in dataclasses.fields(parent):
+            kind = hints[setting.name]
+            if typing.get_origin(kind) is tuple:  # [[issuers]], [plans.NAME]: several tables
+                kind = typing.get_args(kind)[0]
+            if isinstance(kind, types.UnionType):  # an optional table: `TlsSettings | None`
+                kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+            if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+                sections[prefix + setting.name] = kind
+                visit(kind, f"{prefix}{setting.name}.")
+
+    visit(Config, "")
     return sections
+
+
+_NAMED_TABLES = {"plans": "name"}
+"""Sections written as one table per name ([plans.NAME]): the field that holds the NAME, which
+is not a key of the table."""
+
+
+def _keys(section: str) -> set[str]:
+    """The keys a section's table may hold."""
+    names = {setting.name for setting in dataclasses.fields(_settings_sections()[section])}
+    return names - {_NAMED_TABLES.get(section)}
+
+
+def _written_tables(document: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    """The tables of `section` in a parsed configuration file."""
+    tables: list[Any] = [document]
+    for part in section.split("."):
+        found = [table.get(part, []) for table in tables]
+        tables = [
+            item for value in found for item in (value if isinstance(value, list) else [value])
+        ]
+    if section in _NAMED_TABLES:
+        tables = [table for named in tables for table in named.values()]
+    return tables
 
 
 def _toml(value: object) -> str:
@@ -169,6 +202,7 @@ _TYPE_NAMES = {
     "bool": "boolean",
     "Path": "path",
     "tuple[str, ...]": "list of strings",
+    "TlsSettings": "table",
 }
 
 
@@ -180,12 +214,15 @@ def _documented_type(setting: dataclasses.Field[Any]) -> str:
 
 
 def _configuration_sections() -> dict[str, str]:
-    """`[server]` / `[[issuers]]` headings of docs/configuration.md -> their text."""
+    """`[server]` / `[[issuers]]` / `[plans.NAME]` headings (level 2) and `[server.tls]`
+    headings (level 3) of docs/configuration.md -> their text."""
     found = {}
-    for heading, body in _sections(CONFIGURATION.read_text("utf-8"), 2).items():
-        match = re.search(r"`\[\[?(\w+)\]\]?`", heading)
-        if match:
-            found[match.group(1)] = body
+    text = CONFIGURATION.read_text("utf-8")
+    for level in (2, 3):
+        for heading, body in _sections(text, level).items():
+            match = re.search(r"`\[\[?([a-z_]+(?:\.[a-z_]+)*)(?:\.NAME)?\]\]?`", heading)
+            if match:
+                found[match.group(1)] = body
     return found
 
 
@@ -213,8 +250,10 @@ def test_every_key_is_documented_with_its_type_and_default(section: str) -> None
     documented = _configuration_sections()
     assert section in documented, f"docs/configuration.md has no [{section}] section"
     rows = _key_rows(documented[section])
-    settings = dataclasses.fields(_settings_sections()[section])
-    assert set(rows) == {setting.name for setting in settings}, "keys documented vs in the code"
+    settings = [
+        s for s in dataclasses.fields(_settings_sections()[section]) if s.name in _keys(section)
+    ]
+    assert set(rows) == _keys(section), "keys documented vs in the code"
     for setting in settings:
         row = rows[setting.name]
         expected = _documented_default(setting)
@@ -242,11 +281,9 @@ def test_the_complete_example_loads(tmp_path: Path) -> None:
 
 def test_the_complete_example_sets_every_key() -> None:
     document = tomllib.loads(_complete_example())
-    for section, kind in _settings_sections().items():
-        tables = document.get(section, [])
-        tables = tables if isinstance(tables, list) else [tables]
-        written = {key for table in tables for key in table}
-        assert written == {setting.name for setting in dataclasses.fields(kind)}, section
+    for section in _settings_sections():
+        written = {key for table in _written_tables(document, section) for key in table}
+        assert written == _keys(section), section
 
 
 def _refusals() -> list[tuple[str, str]]:
@@ -278,7 +315,7 @@ def test_documented_refusals_are_what_pdp_says(
 
 # --- docs/api.md: reason codes -------------------------------------------------------------------
 
-_CODE_MODULES = (pdp.identity.errors, pdp.decision_point, pdp.engine.decision)
+_CODE_MODULES = (pdp.identity.errors, pdp.decision_point, pdp.engine.decision, pdp.metering)
 
 
 def _reason_codes(module: types.ModuleType) -> set[str]:
