@@ -220,7 +220,9 @@ def parse_config(document: dict[str, Any], base: Path, source: Path | None = Non
             CredentialSettings, document.get("credentials", {}), "credentials", base
         ),
         plans=tuple(
-            _section(PlanSettings, {**table, "name": name}, f"plans.{name}", base)
+            _section(
+                PlanSettings, {**_plan_table(table, name), "name": name}, f"plans.{name}", base
+            )
             for name, table in plans.items()
         ),
         source=source,
@@ -262,12 +264,17 @@ def _section(kind: Any, table: Any, where: str, base: Path) -> Any:
         raise ConfigError(f"{_join(where, missing)}: required") from None
 
 
+def _plan_table(table: dict[str, Any], name: str) -> dict[str, Any]:
+    # The plan's name is the NAME of [plans.NAME]; a `name` key would be silently ignored.
+    if "name" in table:
+        raise ConfigError(f"plans.{name}.name: unknown key (the plan's name is the table's name)")
+    return table
+
+
 def _value(kind: Any, key: str, value: Any, where: str, base: Path) -> Any:
     """Check one value against the field's annotation and convert it (paths, tuples)."""
     annotation = next(str(f.type) for f in fields(kind) if f.name == key)
     name = _join(where, key)
-    if annotation == "TlsSettings | None":
-        raise ConfigError(f"{name}: must be a table ([server.tls])")
     if annotation.startswith("Path"):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{name}: must be a path (a non-empty string)")
@@ -305,9 +312,7 @@ def _issuer(table: Any, where: str, base: Path) -> IssuerSettings:
 
 def _validate(config: Config) -> None:
     server = config.server
-    host, _, port = server.listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError("server.listen: must be host:port, e.g. 127.0.0.1:50051")
+    _check_address(server.listen, "server.listen", "127.0.0.1:50051")
     for name in (
         "max_message_bytes", "max_batch_items", "max_concurrent_rpcs", "workers",
         "keepalive_seconds", "keepalive_timeout_seconds", "max_connection_idle_seconds",
@@ -338,15 +343,26 @@ def _validate(config: Config) -> None:
         seen.add(issuer.issuer)
 
 
+def _check_address(address: str, name: str, example: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name}: must be host:port, e.g. {example}")
+
+
 def _validate_credentials(config: Config) -> None:
     tls = config.server.tls
     if tls is not None:
         if tls.require_client_cert and tls.client_ca is None:
             raise ConfigError("server.tls.client_ca: required with require_client_cert = true")
+        if not tls.require_client_cert and tls.client_ca is not None:
+            # gRPC's Python API either requires a client certificate or never asks for one: a
+            # CA here would look like optional mutual TLS and silently do nothing.
+            raise ConfigError(
+                "server.tls.client_ca: has no effect with require_client_cert = false (client "
+                "certificates are then not asked for); remove it, or require client certificates"
+            )
         if tls.listen is not None:
-            host, _, port = tls.listen.rpartition(":")
-            if not host or not port.isdigit():
-                raise ConfigError("server.tls.listen: must be host:port, e.g. 127.0.0.1:50443")
+            _check_address(tls.listen, "server.tls.listen", "127.0.0.1:50443")
     credentials = config.credentials
     if credentials.hmac_window_seconds < 1:
         raise ConfigError("credentials.hmac_window_seconds: must be at least 1")

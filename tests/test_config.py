@@ -67,6 +67,22 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         (ISSUER + "leway_seconds = 3\n", "issuers[0].leway_seconds: unknown key; did you mean"),
         ("issuers = 3\n", "issuers: must be a list of tables"),
         ("[server\n", "invalid TOML"),
+        ("[server.tls]\ncert = 'c'\nkey = 'k'\n", "server.tls.client_ca: required with"),
+        (
+            "[server.tls]\ncert = 'c'\nkey = 'k'\nclient_ca = 'ca'\nrequire_client_cert = false\n",
+            "server.tls.client_ca: has no effect with require_client_cert = false",
+        ),
+        (
+            "[server.tls]\ncert = 'c'\nkey = 'k'\nclient_ca = 'ca'\nlisten = '127.0.0.1:99999'\n",
+            "server.tls.listen: must be host:port",
+        ),
+        ("[server]\ntls = 3\n", "server.tls: must be a table"),
+        (
+            "[plans.free]\nname = 'gold'\nrate = 1\nburst = 1\ndaily_quota = 1\n",
+            "plans.free.name: unknown key",
+        ),
+        ("[plans.free]\nrate = 0\nburst = 1\ndaily_quota = 1\n", "plans.free: rate must be"),
+        ("[credentials]\nkeys_file = 'policies/keys.json'\n", "credentials.keys_file: must not"),
     ],
 )
 def test_refusals_name_the_key(tmp_path: Path, text: str, message: str) -> None:
