@@ -95,7 +95,7 @@ def register(subparsers: Any) -> None:
         parents=[common],
         help="revoke an API key or retire an HMAC key",
         description="Revoke an API key or retire an HMAC key: calls with it are denied from "
-        "then on (a running server notices within a second). To rotate, create the new key "
+        "then on (a running server notices at its next request). To rotate, create the new key "
         "first, move the clients to it, then revoke the old one.",
     )
     revoke.add_argument(

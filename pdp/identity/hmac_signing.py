@@ -148,9 +148,10 @@ class HmacVerifier:
             )
 
     def _check_replay(self, credential: HmacSignature, signature: bytes, now: datetime) -> None:
-        # Remembered until the timestamp leaves the window: after that, the timestamp check
-        # refuses the request anyway.
-        expires = float(credential.timestamp + self.window_seconds)
+        # Remembered until the timestamp has left the window: after that, the timestamp check
+        # refuses the request anyway. The window includes its last second (age == window is
+        # accepted) and a store forgets what expires at or before now, hence the + 1.
+        expires = float(credential.timestamp + self.window_seconds + 1)
         instant = now.timestamp()
         try:
             fresh = self._state.first_sighting(_signature_token(signature), expires, instant)

@@ -209,6 +209,14 @@ def test_the_same_signature_twice_is_a_replay(setup: Setup) -> None:
     )
 
 
+def test_a_replay_at_the_last_instant_of_the_window_is_refused(setup: Setup) -> None:
+    signed = setup.sign()
+    setup.verify(signed)
+    assert setup.refuse(signed, NOW + timedelta(seconds=WINDOW)).code == errors.REPLAY
+    # One second later the timestamp itself is too old.
+    assert setup.refuse(signed, NOW + timedelta(seconds=WINDOW + 1)).code == errors.TIMESTAMP
+
+
 def test_the_same_nonce_with_a_new_signature_is_a_replay(setup: Setup) -> None:
     setup.verify(setup.sign(nonce="n-1"))
     again = setup.sign(nonce="n-1", path="/orders/o-2/items")
@@ -254,7 +262,7 @@ def test_replay_keys_are_scoped_and_cannot_collide(setup: Setup) -> None:
     assert sum(t.startswith("hmac.signature:") for t in tokens) == 3
     assert sum(t.startswith("hmac.nonce:") for t in tokens) == 3
     for _, expires, now in setup.state.sightings:
-        assert (expires, now) == (SIGNED_AT + WINDOW, NOW.timestamp())
+        assert (expires, now) == (SIGNED_AT + WINDOW + 1, NOW.timestamp())
 
 
 def test_a_failing_replay_cache_fails_closed(
