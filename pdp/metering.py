@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pdp.config import PlanSettings
 from pdp.identity.subject import Subject
@@ -51,6 +51,13 @@ class Metering:
         plan = self.plans.get(plan_name)
         if plan is None:
             return Refusal(PLAN, f"the plan `{plan_name}` of this key is not configured", 0.0)
+        day = now.astimezone(UTC).date()
+        quota = f"quota:{key_id}:{day.isoformat()}"
+        # What earlier runs of pdp admitted today, so a restart does not renew the quota.
+        earlier = self._admitted(key_id, day.isoformat())
+        # The quota first, so that a request refused for it uses up no rate token.
+        if self.state.counted(quota, earlier) >= plan.daily_quota:
+            return self._quota_refusal(plan, day, now)
         wait = self.state.take(f"rate:{key_id}", plan.rate, plan.burst, self.monotonic())
         if wait > 0:
             return Refusal(
@@ -59,17 +66,23 @@ class Metering:
                 f"`{plan.name}`; retry in {wait:.3f} s",
                 wait,
             )
-        day = now.astimezone(UTC).date()
-        if not self.state.count(f"quota:{key_id}:{day.isoformat()}", plan.daily_quota):
-            midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
-            wait = (midnight - now).total_seconds()
-            return Refusal(
-                QUOTA,
-                f"the daily quota of {plan.daily_quota} requests for plan `{plan.name}` is used "
-                f"up; it renews at {midnight.isoformat().replace('+00:00', 'Z')}",
-                wait,
-            )
+        if not self.state.count(quota, plan.daily_quota, earlier):
+            return self._quota_refusal(plan, day, now)  # another request took the last one
         return None
+
+    def _admitted(self, key_id: str, day: str) -> int:
+        counts = self.state.day_usage(key_id, day)
+        return int(counts.get("allowed", 0)) + int(counts.get("denied", 0))
+
+    @staticmethod
+    def _quota_refusal(plan: PlanSettings, day: date, now: datetime) -> Refusal:
+        midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
+        return Refusal(
+            QUOTA,
+            f"the daily quota of {plan.daily_quota} requests for plan `{plan.name}` is used "
+            f"up; it renews at {midnight.isoformat().replace('+00:00', 'Z')}",
+            (midnight - now).total_seconds(),
+        )
 
     def record(self, subject: Subject, now: datetime, outcome: str) -> None:
         """Count one decision for billing: "allowed", "denied" or "throttled"."""

@@ -28,9 +28,14 @@ class StateStore(Protocol):
         takes nothing)."""
         ...
 
-    def count(self, counter: str, limit: int) -> bool:
+    def count(self, counter: str, limit: int, start: int = 0) -> bool:
         """Add one to `counter` if it is below `limit` (a daily quota: put the day in the name).
-        False, and nothing added, when the limit is reached."""
+        False, and nothing added, when the limit is reached. A counter this store has not seen
+        begins at `start` (what an earlier run of pdp counted)."""
+        ...
+
+    def counted(self, counter: str, start: int = 0) -> int:
+        """The value of `counter` now, without changing it (`start` if it is new)."""
         ...
 
     def record_usage(self, key: str, day: str, outcome: str, count: int = 1) -> None:
@@ -39,6 +44,10 @@ class StateStore(Protocol):
 
     def usage(self, key: str) -> Mapping[str, Mapping[str, int]]:
         """day -> outcome -> count, for one key."""
+        ...
+
+    def day_usage(self, key: str, day: str) -> Mapping[str, int]:
+        """outcome -> count, for one key and day (empty when there is none)."""
         ...
 
     def first_sighting(self, token: str, expires: float, now: float) -> bool:
@@ -73,13 +82,17 @@ class MemoryState:
             self._buckets[bucket] = (tokens, now)
             return (count - tokens) / rate
 
-    def count(self, counter: str, limit: int) -> bool:
+    def count(self, counter: str, limit: int, start: int = 0) -> bool:
         with self._lock:
-            used = self._counters.get(counter, 0)
+            used = self._counters.get(counter, start)
             if used >= limit:
                 return False
             self._counters[counter] = used + 1
             return True
+
+    def counted(self, counter: str, start: int = 0) -> int:
+        with self._lock:
+            return self._counters.get(counter, start)
 
     def record_usage(self, key: str, day: str, outcome: str, count: int = 1) -> None:
         with self._lock:
@@ -91,6 +104,10 @@ class MemoryState:
     def usage(self, key: str) -> Mapping[str, Mapping[str, int]]:
         with self._lock:
             return {day: dict(counts) for day, counts in self._usage.get(key, {}).items()}
+
+    def day_usage(self, key: str, day: str) -> Mapping[str, int]:
+        with self._lock:
+            return dict(self._usage.get(key, {}).get(day, {}))
 
     def first_sighting(self, token: str, expires: float, now: float) -> bool:
         with self._lock:

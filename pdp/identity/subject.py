@@ -15,7 +15,7 @@ class Subject:
     pdp.engine.values) plus `auth`, a record pdp sets itself ({"method": "jwt", "issuer": ...});
     a claim named `auth` is replaced, so a token cannot pose as another kind of credential."""
     method: str
-    """How the subject was verified: "jwt" (later also "mtls", "hmac", "api_key", "basic")."""
+    """How the subject was verified: "jwt", "mtls", "hmac", "api_key" or "basic"."""
     id: str
     """The subject's identifier: the `sub` claim for a token."""
     issuer: str = ""
