@@ -105,34 +105,66 @@ def _secret(file: str | None, variable: str) -> str | None:
 
 
 def credentials_from(args: argparse.Namespace) -> CredentialsLike:
-    """The one credential the options name (a JWT from PDP_TOKEN when none does)."""
-    if args.hmac_key_id:
-        secret = _secret(args.hmac_secret_file, "PDP_HMAC_SECRET")
-        if not secret:
-            raise ValueError("--hmac-key-id needs --hmac-secret-file or PDP_HMAC_SECRET")
-        body = Path(args.hmac_body_file).read_bytes() if args.hmac_body_file else b""
-        pairs = (parse_claim(text, "--hmac-header") for text in args.hmac_header)
-        headers = {name.lower(): str(value) for name, value in pairs}
-        signed = sign_request(
-            key_id=args.hmac_key_id,
-            secret=secret,
-            method=args.hmac_method,
-            path=args.hmac_path,
-            query=args.hmac_query,
-            headers=headers,
-            body=body,
+    """The one credential the options name; without one, the one that PDP_TOKEN or PDP_API_KEY
+    holds. Two named at once is an error rather than a silent choice."""
+    given = [
+        option
+        for option, value in (
+            ("--token", args.token),
+            ("--token-file", args.token_file),
+            ("--api-key-file", args.api_key_file),
+            ("--basic-user", args.basic_user),
+            ("--client-cert", args.client_cert),
+            ("--hmac-key-id", args.hmac_key_id),
         )
-        return hmac(signed)
-    if args.api_key_file or (not args.token and os.environ.get("PDP_API_KEY")):
+        if value
+    ]
+    if len(given) > 1:
+        raise ValueError(f"give one credential, not {' and '.join(given)}")
+    chosen = given[0] if given else _from_environment()
+    if chosen == "--hmac-key-id":
+        return _signed(args)
+    if chosen in ("--api-key-file", "PDP_API_KEY"):
         return api_key(_secret(args.api_key_file, "PDP_API_KEY") or "")
-    if args.basic_user:
+    if chosen == "--basic-user":
         password = os.environ.get("PDP_PASSWORD") or getpass.getpass(
             f"password for {args.basic_user}: "
         )
         return basic(args.basic_user, password)
-    if args.client_cert:
+    if chosen == "--client-cert":
         return client_certificate(Path(args.client_cert).read_text("utf-8"))
     return args.token or _secret(args.token_file, "PDP_TOKEN")
+
+
+def _from_environment() -> str | None:
+    found = [name for name in ("PDP_TOKEN", "PDP_API_KEY") if os.environ.get(name)]
+    if len(found) > 1:
+        raise ValueError("both PDP_TOKEN and PDP_API_KEY are set: choose one with an option")
+    return found[0] if found else None
+
+
+def _signed(args: argparse.Namespace) -> CredentialsLike:
+    secret = _secret(args.hmac_secret_file, "PDP_HMAC_SECRET")
+    if not secret:
+        raise ValueError("--hmac-key-id needs --hmac-secret-file or PDP_HMAC_SECRET")
+    body = Path(args.hmac_body_file).read_bytes() if args.hmac_body_file else b""
+    headers = {}
+    for text in args.hmac_header:
+        # Taken as written: a header value is text, never JSON (`x=true` is signed as "true").
+        name, separator, value = text.partition("=")
+        if not separator or not name:
+            raise ValueError(f"--hmac-header {text!r}: expected NAME=VALUE")
+        headers[name] = value
+    signed = sign_request(
+        key_id=args.hmac_key_id,
+        secret=secret,
+        method=args.hmac_method,
+        path=args.hmac_path,
+        query=args.hmac_query,
+        headers=headers,
+        body=body,
+    )
+    return hmac(signed)
 
 
 def run(args: argparse.Namespace) -> int:
