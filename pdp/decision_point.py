@@ -202,7 +202,13 @@ class DecisionPoint:
                 _log.warning("request does not match the schema: %s", violation.message)
         return None
 
-    def reject(self, credential_kind: str, error: str, request: Request | None = None) -> str:
+    def reject(
+        self,
+        credential_kind: str,
+        error: str,
+        request: Request | None = None,
+        caller: Mapping[str, Any] | None = None,
+    ) -> str:
         """Audit a request refused as malformed (INVALID_ARGUMENT); returns its decision id."""
         started = time.perf_counter_ns()
         decision_id = self.ids.next()
@@ -214,6 +220,7 @@ class DecisionPoint:
             error=error,
             latency_us=(time.perf_counter_ns() - started) // 1000,
             request=request,
+            caller=caller,
         )
         try:
             self.audit.write([record])

@@ -35,6 +35,10 @@ REJECTED = "rejected"
 
 AUTH_ATTRIBUTE = "auth"
 """The subject attribute pdp sets itself (method, issuer); kept whatever `claims_read` says."""
+KEPT_ATTRIBUTES = frozenset({AUTH_ATTRIBUTE, "key_id"})
+"""Kept whatever `claims_read` says: how the subject was verified and, for an API key or an
+HMAC key, which key (an id, never a secret): an auditor must be able to tell which of an
+application's keys made a call, to trace or revoke it."""
 
 
 def decision_record(
@@ -86,11 +90,13 @@ def rejected_record(
     error: str,
     latency_us: int,
     request: Request | None = None,
+    caller: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of a request refused as malformed: audited too, so nothing is lost.
 
     `error` says why (it goes to the caller as well, so it never holds a secret). `request` is
-    what could be read of the request, if anything. The subject is never recorded: a refused
+    what could be read of the request, if anything; `caller` the calling service's certificate
+    identity on a mutual-TLS connection. The subject is never recorded: a refused
     request was not decided, so its claims were not read by any policy.
     """
     return {
@@ -101,7 +107,7 @@ def rejected_record(
         "decision": REJECTED,
         "credential": credential_kind,
         "subject": None,
-        "caller": None if request is None else request.caller or None,
+        "caller": (caller or (request.caller if request is not None else None)) or None,
         "action": None if request is None else request.action,
         "resource": None if request is None else request.resource,
         "context": None if request is None else request.context,
@@ -176,7 +182,7 @@ def _build_subject(subject: Subject, claims_read: frozenset[str] | None) -> dict
         claims = {
             name: value
             for name, value in attributes.items()
-            if name in claims_read or name == AUTH_ATTRIBUTE
+            if name in claims_read or name in KEPT_ATTRIBUTES
         }
     return {"id": subject.id, "issuer": subject.issuer, "method": subject.method, "claims": claims}
 

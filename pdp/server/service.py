@@ -74,7 +74,7 @@ class DecisionService:
             )
 
     def _reject(self, context: grpc.ServicerContext, kind: str, message: str) -> Never:
-        decision_id = self.point.reject(kind, message)
+        decision_id = self.point.reject(kind, message, caller=caller_identity(context))
         context.set_trailing_metadata(((DECISION_ID_HEADER, decision_id),))
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
 

@@ -150,6 +150,47 @@ def test_only_the_claims_policies_read_are_kept_and_auth_always() -> None:
     }
 
 
+def test_the_key_that_made_a_call_is_kept_whatever_policies_read() -> None:
+    attributes = {"sub": "shop", "app": "shop", "plan": "pro", "key_id": "kYZUxtWyerFU",
+                  "auth": {"method": "api_key"}}  # fmt: skip
+    subject = Subject(attributes, "api_key", "shop")
+    request = Request(attributes, "read", {"type": "Catalogue", "id": "main"})
+    [record] = decoded(
+        [
+            decision_record(
+                time=NOW,
+                decision_id="d-1",
+                policy_revision="rev",
+                subject=subject,
+                credential_kind="api_key",
+                request=request,
+                decision=Decision(True, (Reason("rule.permit", "r"),)),
+                latency_us=1,
+                claims_read=frozenset({"plan"}),
+            )
+        ]
+    )
+    assert record["subject"]["claims"] == {
+        "plan": "pro",
+        "key_id": "kYZUxtWyerFU",
+        "auth": {"method": "api_key"},
+    }
+
+
+def test_a_rejected_request_on_a_mutual_tls_connection_names_the_caller() -> None:
+    caller = {"cn": "orders", "spiffe_id": "spiffe://example.test/orders"}
+    record = rejected_record(
+        time=NOW,
+        decision_id="r-1",
+        policy_revision="rev",
+        credential_kind="jwt",
+        error="`action` is required",
+        latency_us=3,
+        caller=caller,
+    )
+    assert decoded([record])[0]["caller"] == caller
+
+
 def test_without_a_verified_subject_the_subject_is_null() -> None:
     [record] = decoded([record_for(shop(), 1, sub=None)])
     assert record["subject"] is None

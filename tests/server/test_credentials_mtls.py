@@ -258,6 +258,20 @@ def test_a_policy_on_caller_denies_another_trusted_service(
     assert records[0]["caller"] == expected_caller(mtls_pki().clients["orders"])
 
 
+def test_a_malformed_request_over_mutual_tls_is_recorded_with_its_caller(
+    mtls_service: MtlsFactory, tls: TlsFolder
+) -> None:
+    service = mtls_service()
+    target = f"127.0.0.1:{service.running.tls_port}"
+    with DecisionClient(target, tls=tls.client("orders")) as client:
+        with pytest.raises(grpc.RpcError) as caught:
+            client.check(service.token(), "", "Report", "r-1")  # no action
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [record] = service.audit_records()
+    assert record["decision"] == "rejected"
+    assert record["caller"] == expected_caller(mtls_pki().clients["orders"])
+
+
 @pytest.mark.parametrize("client", ["rogue", "expired"])
 def test_untrusted_or_expired_client_certificate_fails_the_handshake(
     mtls_service: MtlsFactory, tls: TlsFolder, client: str
