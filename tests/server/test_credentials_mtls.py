@@ -263,9 +263,11 @@ def test_a_malformed_request_over_mutual_tls_is_recorded_with_its_caller(
 ) -> None:
     service = mtls_service()
     target = f"127.0.0.1:{service.running.tls_port}"
-    with DecisionClient(target, tls=tls.client("orders")) as client:
-        with pytest.raises(grpc.RpcError) as caught:
-            client.check(service.token(), "", "Report", "r-1")  # no action
+    with (
+        DecisionClient(target, tls=tls.client("orders")) as client,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        client.check(service.token(), "", "Report", "r-1")  # no action
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     [record] = service.audit_records()
     assert record["decision"] == "rejected"
