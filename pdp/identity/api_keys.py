@@ -40,13 +40,21 @@ import hmac
 import logging
 import secrets
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pdp.engine.values import InputError, from_json
 from pdp.identity.credentials import ApiKey
-from pdp.identity.errors import INVALID, MALFORMED, REVOKED, UNKNOWN_KEY, AuthenticationError
+from pdp.identity.errors import (
+    INVALID,
+    MALFORMED,
+    REVOKED,
+    UNKNOWN_KEY,
+    AuthenticationError,
+    fail_closed,
+)
 from pdp.identity.keystore import KeyRecord, KeyStore, KeyStoreError
 from pdp.identity.subject import Subject
 
@@ -146,18 +154,7 @@ class ApiKeyVerifier:
 
     def verify(self, credential: ApiKey) -> Subject:
         """The application's subject, or AuthenticationError (and nothing else) saying why not."""
-        try:
-            return self._verify(credential)
-        except AuthenticationError as error:
-            code, message = error.code, error.message
-        except Exception as error:
-            # A hand-edited keys file can hold anything. SECURITY: log the type only; the text
-            # of an unexpected exception may quote its input.
-            _log.warning("API key verification failed unexpectedly: %s", type(error).__name__)
-            code, message = INVALID, "API key could not be verified"
-        # Raised outside the except blocks, so the error carries no __context__ (a traceback in
-        # a log could otherwise show the key).
-        raise AuthenticationError(code, message)
+        return fail_closed("API key", lambda: self._verify(credential))
 
     def _verify(self, credential: ApiKey) -> Subject:
         if not isinstance(credential, ApiKey) or not isinstance(credential.key, str):
@@ -185,24 +182,30 @@ class ApiKeyVerifier:
             raise AuthenticationError(
                 REVOKED, f"API key `{record.key_id}` was revoked at {record.retired}"
             )
-        try:
-            attributes = from_json(
-                {
-                    **record.attributes,
-                    # pdp's own attributes last: a hand-edited keys file cannot override them.
-                    "sub": record.app,
-                    "app": record.app,
-                    "plan": record.plan,
-                    "key_id": record.key_id,
-                    "auth": {"method": API_KEY_KIND},
-                }
-            )
-        except (InputError, RecursionError) as error:
-            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-            raise AuthenticationError(
-                INVALID, f"API key `{record.key_id}` has attributes that cannot be used: {reason}"
-            ) from None
-        return Subject(attributes=attributes, method=API_KEY_KIND, id=record.app)
+        return key_subject(record, "API key", {"plan": record.plan})
+
+
+def key_subject(record: KeyRecord, what: str, own: Mapping[str, Any]) -> Subject:
+    """The subject of an application's key (API key or HMAC key): the key's own attributes,
+    then pdp's, which win: `sub` and `app` (the application), `own`, `key_id` and `auth`."""
+    try:
+        attributes = from_json(
+            {
+                **record.attributes,
+                # pdp's own attributes last: a hand-edited keys file cannot override them.
+                "sub": record.app,
+                "app": record.app,
+                **own,
+                "key_id": record.key_id,
+                "auth": {"method": record.kind},
+            }
+        )
+    except (InputError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise AuthenticationError(
+            INVALID, f"{what} `{record.key_id}` has attributes that cannot be used: {reason}"
+        ) from None
+    return Subject(attributes=attributes, method=record.kind, id=record.app)
 
 
 # --- shared with pdp keys ------------------------------------------------------------------------

@@ -98,6 +98,7 @@ from pdp.identity.errors import (
     MALFORMED,
     UNTRUSTED,
     AuthenticationError,
+    fail_closed,
 )
 from pdp.identity.jwks import shown
 from pdp.identity.subject import Subject
@@ -318,19 +319,7 @@ class CertificateVerifier:
 
         Raises AuthenticationError, and nothing else.
         """
-        try:
-            return self._verify(credential, now)
-        except AuthenticationError as error:
-            code, message = error.code, error.message
-        except Exception as error:
-            # SECURITY: the type only; a library message may quote its input.
-            _log.warning(
-                "client certificate verification failed unexpectedly: %s", type(error).__name__
-            )
-            code, message = INVALID, "client certificate could not be verified"
-        # Raised outside the except blocks, so the error carries no __context__ (a traceback
-        # in a log shows nothing of the input).
-        raise AuthenticationError(code, message)
+        return fail_closed("client certificate", lambda: self._verify(credential, now))
 
     def _verify(self, credential: ClientCertificate, now: datetime) -> Subject:
         if now.utcoffset() is None:

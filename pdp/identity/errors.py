@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+Verified = TypeVar("Verified")
+_log = logging.getLogger("pdp.identity")
+
 # Reason codes, documented in docs/api.md.
 MISSING = "authn.missing"
 MALFORMED = "authn.malformed"
@@ -47,3 +54,21 @@ class AuthenticationError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def fail_closed(what: str, attempt: Callable[[], Verified]) -> Verified:
+    """`attempt()`, where any failure becomes an AuthenticationError and nothing else: an
+    unexpected exception is `authn.invalid` "<what> could not be verified", logged by type.
+
+    SECURITY: only the exception's type is logged, since the text of a library exception may
+    quote its input; and the error is raised outside the except blocks, so it carries no
+    __context__ (a traceback in a log could otherwise show the credential or a key).
+    """
+    try:
+        return attempt()
+    except AuthenticationError as error:
+        code, message = error.code, error.message
+    except Exception as error:
+        _log.warning("%s verification failed unexpectedly: %s", what, type(error).__name__)
+        code, message = INVALID, f"{what} could not be verified"
+    raise AuthenticationError(code, message)

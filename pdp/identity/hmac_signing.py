@@ -30,8 +30,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from pdp.engine.values import InputError, from_json
-from pdp.identity.api_keys import check_app_name, check_attributes, rfc3339
+from pdp.identity.api_keys import check_app_name, check_attributes, key_subject, rfc3339
 from pdp.identity.credentials import HmacSignature
 from pdp.identity.errors import (
     BAD_SIGNATURE,
@@ -42,6 +41,7 @@ from pdp.identity.errors import (
     TIMESTAMP,
     UNKNOWN_KEY,
     AuthenticationError,
+    fail_closed,
 )
 from pdp.identity.keystore import KeyRecord, KeyStore, KeyStoreError
 from pdp.identity.subject import Subject
@@ -68,19 +68,7 @@ class HmacVerifier:
     def verify(self, credential: HmacSignature, now: datetime) -> Subject:
         """The application's subject at `now` (timezone-aware), or AuthenticationError (and
         nothing else) saying why not."""
-        try:
-            return self._verify(credential, now)
-        except AuthenticationError as error:
-            code, message = error.code, error.message
-        except Exception as error:
-            # SECURITY: the type only; the text of an unexpected exception may quote its input.
-            _log.warning(
-                "signed request verification failed unexpectedly: %s", type(error).__name__
-            )
-            code, message = INVALID, "signed request could not be verified"
-        # Raised outside the except blocks, so the error carries no __context__ (a traceback in
-        # a log could otherwise show the credential).
-        raise AuthenticationError(code, message)
+        return fail_closed("signed request", lambda: self._verify(credential, now))
 
     def _verify(self, credential: HmacSignature, now: datetime) -> Subject:
         if now.utcoffset() is None:
@@ -242,20 +230,4 @@ def _nonce_token(key_id: str, nonce: str) -> str:
 
 
 def _subject(record: KeyRecord) -> Subject:
-    try:
-        attributes = from_json(
-            {
-                **record.attributes,
-                # pdp's own attributes last: a hand-edited keys file cannot override them.
-                "sub": record.app,
-                "app": record.app,
-                "key_id": record.key_id,
-                "auth": {"method": HMAC_KIND},
-            }
-        )
-    except (InputError, RecursionError) as error:
-        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        raise AuthenticationError(
-            INVALID, f"HMAC key `{record.key_id}` has attributes that cannot be used: {reason}"
-        ) from None
-    return Subject(attributes=attributes, method=HMAC_KIND, id=record.app)
+    return key_subject(record, "HMAC key", {})

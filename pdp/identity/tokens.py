@@ -55,6 +55,7 @@ from pdp.identity.errors import (
     NOT_YET_VALID,
     UNKNOWN_ISSUER,
     AuthenticationError,
+    fail_closed,
 )
 from pdp.identity.jwks import Fetch, KeySet, base64url_decode, shown
 from pdp.identity.subject import Subject
@@ -137,17 +138,7 @@ class TokenVerifier:
 
         Raises AuthenticationError, and nothing else.
         """
-        try:
-            return self._verify(token, now)
-        except AuthenticationError as error:
-            code, message = error.code, error.message
-        except Exception as error:
-            # SECURITY: the type only; the text of a library exception may quote its input.
-            _log.warning("token verification failed unexpectedly: %s", type(error).__name__)
-            code, message = INVALID, "token could not be verified"
-        # Raised outside the except blocks, so the error carries no __context__ that could hold
-        # the token or a key (a traceback in a log would show it).
-        raise AuthenticationError(code, message)
+        return fail_closed("token", lambda: self._verify(token, now))
 
     def _verify(self, token: str, now: datetime) -> Subject:
         if now.utcoffset() is None:
