@@ -19,6 +19,7 @@ own over mutual TLS: pdp then knows the calling service as `caller.*`.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,19 +137,8 @@ def client_certificate(pem: str) -> pb.Credentials:
 
 def hmac(signed: SignedRequest) -> pb.Credentials:
     """A request signed with sign_request() (docs/hmac.md)."""
-    return pb.Credentials(
-        hmac=pb.HmacSignature(
-            key_id=signed.key_id,
-            signature=signed.signature,
-            timestamp=signed.timestamp,
-            nonce=signed.nonce,
-            method=signed.method,
-            path=signed.path,
-            query=signed.query,
-            headers=dict(signed.headers),
-            body_sha256=signed.body_sha256,
-        )
-    )
+    # SignedRequest has exactly the fields of the proto message.
+    return pb.Credentials(hmac=pb.HmacSignature(**dataclasses.asdict(signed)))
 
 
 def _credentials(credentials: CredentialsLike) -> pb.Credentials:
