@@ -17,6 +17,7 @@ This module imports neither grpc nor jwt: a client can use it alone.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -74,6 +75,19 @@ class SignedRequest:
     headers: dict[str, str]
     """Signed headers, names in lower case."""
     body_sha256: str
+
+    def canonical(self) -> bytes:
+        """The bytes its signature covers (see canonical_string)."""
+        return canonical_string(
+            key_id=self.key_id,
+            timestamp=self.timestamp,
+            nonce=self.nonce,
+            method=self.method,
+            path=self.path,
+            query=self.query,
+            headers=self.headers,
+            body_sha256=self.body_sha256,
+        )
 
 
 def body_digest(body: bytes) -> str:
@@ -149,31 +163,19 @@ def sign_request(
             raise SigningError(f"header `{lowered}` is given twice (names ignore case)")
         signed_headers[lowered] = value
     check_required_headers(signed_headers)
-    when = int(time.time()) if timestamp is None else timestamp
-    once = random_source.token_hex(16) if nonce is None else nonce
-    digest = body_digest(body)
-    canonical = canonical_string(
+    unsigned = SignedRequest(
         key_id=key_id,
-        timestamp=when,
-        nonce=once,
+        signature="",
+        timestamp=int(time.time()) if timestamp is None else timestamp,
+        nonce=random_source.token_hex(16) if nonce is None else nonce,
         method=method,
         path=path,
         query=query,
         headers=signed_headers,
-        body_sha256=digest,
+        body_sha256=body_digest(body),
     )
     key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    return SignedRequest(
-        key_id=key_id,
-        signature=sign(key, canonical),
-        timestamp=when,
-        nonce=once,
-        method=method,
-        path=path,
-        query=query,
-        headers=signed_headers,
-        body_sha256=digest,
-    )
+    return dataclasses.replace(unsigned, signature=sign(key, unsigned.canonical()))
 
 
 # --- the parts ----------------------------------------------------------------------------------

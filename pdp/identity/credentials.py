@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from pdp.signing import SignedRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,20 +17,10 @@ class BearerToken:
     kind = "jwt"
 
 
-@dataclass(frozen=True, slots=True)
-class HmacSignature:
-    """A signed HTTP request: the signature, when and with which key, and what was signed."""
+class HmacSignature(SignedRequest):
+    """A signed HTTP request, as a credential: the fields a client's sign_request() made."""
 
-    key_id: str
-    signature: str = field(repr=False)
-    timestamp: int
-    nonce: str
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body_sha256: str
-
+    __slots__ = ()
     kind = "hmac"
 
 

@@ -45,7 +45,7 @@ from pdp.identity.errors import (
 )
 from pdp.identity.keystore import KeyRecord, KeyStore, KeyStoreError
 from pdp.identity.subject import Subject
-from pdp.signing import SigningError, canonical_string, check_required_headers, decode_signature
+from pdp.signing import SigningError, check_required_headers, decode_signature
 from pdp.state import StateStore
 
 _log = logging.getLogger("pdp.identity")
@@ -79,16 +79,7 @@ class HmacVerifier:
             raise AuthenticationError(MALFORMED, "not a signed request")
         try:
             signature = decode_signature(credential.signature)
-            canonical = canonical_string(
-                key_id=credential.key_id,
-                timestamp=credential.timestamp,
-                nonce=credential.nonce,
-                method=credential.method,
-                path=credential.path,
-                query=credential.query,
-                headers=credential.headers,
-                body_sha256=credential.body_sha256,
-            )
+            canonical = credential.canonical()
             check_required_headers(credential.headers)
         except SigningError as error:
             raise AuthenticationError(MALFORMED, f"signed request is malformed: {error}") from None
