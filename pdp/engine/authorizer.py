@@ -30,14 +30,7 @@ def authorize(
     policy_set: PolicySet, request: Request, now: datetime, explain: bool = False
 ) -> Decision:
     """Decide `request` at time `now` (timezone-aware; the engine never reads the clock)."""
-    env = Env(
-        request.subject,
-        request.action,
-        request.resource,
-        request.context,
-        now,
-        caller=request.caller,
-    )
+    env = environment(request, now)
     candidates = policy_set.index.candidates(request.action, request.resource_type)
     errors: list[RuleError] = []
 
@@ -64,6 +57,19 @@ def authorize(
 
     explanations = explain_rules(policy_set, candidates.all, env) if explain else ()
     return Decision(allowed, reasons, tuple(errors), explanations, policy_set.revision)
+
+
+def environment(request: Request, now: datetime) -> Env:
+    """What a rule's condition reads for `request` at `now`. A fresh one per evaluation:
+    quantifiers bind their variables in it."""
+    return Env(
+        request.subject,
+        request.action,
+        request.resource,
+        request.context,
+        now,
+        caller=request.caller,
+    )
 
 
 def _matching(

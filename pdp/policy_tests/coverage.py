@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pdp.engine.authorizer import environment
 from pdp.engine.compiler import Closure, Env
 from pdp.engine.decision import Request
 from pdp.engine.errors import EvaluationError
@@ -174,14 +175,14 @@ class CoverageCollector:
         for rule in candidates.all:
             tally = self._tallies[rule.id]
             tally.cases += 1
-            verdict = _verdict(rule, _env(request, now))
+            verdict = _verdict(rule, environment(request, now))
             if verdict is True:
                 tally.matched += 1
             elif verdict is None:
                 tally.errors += 1
             condition = rule.rule.condition
             if condition is not None:
-                _visit(tally, condition, _env(request, now))
+                _visit(tally, condition, environment(request, now))
 
     def report(self) -> CoverageReport:
         sources = self.policy_set.sources
@@ -210,18 +211,6 @@ class CoverageCollector:
                 )
             )
         return CoverageReport(tuple(rules))
-
-
-def _env(request: Request, now: datetime) -> Env:
-    # A fresh environment each time: quantifiers bind their variables in it.
-    return Env(
-        request.subject,
-        request.action,
-        request.resource,
-        request.context,
-        now,
-        caller=request.caller,
-    )
 
 
 def _verdict(rule: CompiledRule, env: Env) -> bool | None:
