@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -44,8 +45,9 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def server(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+@contextmanager
+def running_server(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`pdp serve` with workdir's pdp.toml on free ports, ready for calls."""
     address = f"127.0.0.1:{free_port()}"
     tls_address = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
@@ -63,10 +65,18 @@ def server(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         pytest.fail(f"pdp serve did not start:\n{process.communicate()[0]}")
     finally:
         channel.close()
-    yield process, address
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    try:
+        yield process, address
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def server(workdir: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    with running_server(workdir) as started:
+        yield started
 
 
 def test_token_and_call_against_a_running_server(
@@ -151,6 +161,41 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(
     # off half way would leave records without an answer; a lost record, the reverse.
     records = (workdir / "var" / "audit" / "decisions.jsonl").read_text().splitlines()
     assert len(records) == 100 * answered
+
+
+def test_sighup_reloads_the_policies(workdir: Path) -> None:
+    # With watching off, only the signal can bring an edit into service.
+    config = workdir / "pdp.toml"
+    config.write_text(config.read_text().replace("watch = true", "watch = false"))
+    token = pdp(
+        "token", "--sub", "alice", "--claim", "age=21", "--claim", "country=SE", cwd=workdir
+    )
+    policy = workdir / "policies" / "shop" / "shop.policy"
+    with running_server(workdir) as (process, address), DecisionClient(address) as client:
+
+        def purchase() -> tuple[bool, str]:
+            result = client.check(
+                token.stdout.strip(), "purchase", "Product", "p-1",
+                attributes={"category": "alcohol"},
+            )  # fmt: skip
+            return result.allowed, result.policy_revision
+
+        allowed, revision = purchase()
+        assert allowed
+        policy.write_text(policy.read_text().replace("subject.age >= 18", "subject.age >= 25"))
+        time.sleep(0.5)
+        assert purchase() == (True, revision)  # not watching: the edit is not in service yet
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while purchase() == (True, revision) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        allowed, reloaded = purchase()
+        assert not allowed
+        assert reloaded != revision
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert f"revision {revision} -> {reloaded}" in output
 
 
 @pytest.mark.parametrize(
