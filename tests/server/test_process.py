@@ -1,4 +1,4 @@
-"""`pdp serve` as a process: the quickstart path, and draining on SIGTERM."""
+"""`pdp serve` as a process: the quickstart path, reloading on SIGHUP, draining on SIGTERM and SIGINT."""
 
 from __future__ import annotations
 
@@ -117,8 +117,9 @@ def test_token_and_call_against_a_running_server(
     assert token not in (workdir / "var" / "audit" / "decisions.jsonl").read_text()
 
 
-def test_sigterm_drains_in_flight_calls_and_exits_zero(
-    workdir: Path, server: tuple[subprocess.Popen[str], str]
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_drains_in_flight_calls_and_exits_zero(
+    workdir: Path, server: tuple[subprocess.Popen[str], str], stop: signal.Signals
 ) -> None:
     process, address = server
     token = pdp("token", "--sub", "bob", "--claim", "role=admin", cwd=workdir).stdout.strip()
@@ -146,12 +147,12 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(
         thread.start()
     started.wait(10)
     time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     output, _ = process.communicate(timeout=30)
     for thread in threads:
         thread.join(30)
     assert process.returncode == 0, output
-    assert "draining" in output and "stopped" in output
+    assert f"received {stop.name}: draining" in output and "stopped" in output
     answered = outcomes.count("answered")
     assert answered > 0
     # Calls that race the start of shutdown are refused before any handler runs (UNAVAILABLE,
