@@ -1,4 +1,4 @@
-"""`pdp serve` as a process: the quickstart path, reloading on SIGHUP, draining on SIGTERM and SIGINT."""
+"""`pdp serve` as a process: the quickstart, SIGHUP reloads, SIGTERM and SIGINT drain."""
 
 from __future__ import annotations
 
