@@ -31,7 +31,7 @@ import pdp.decision_point
 import pdp.engine.decision
 import pdp.identity.errors
 import pdp.metering
-from pdp.cli import call, dev_keys, serve, token
+from pdp.cli import call, dev_keys, keys, serve, token, users
 from pdp.config import Config, ConfigError, load_config, parse_config
 from pdp.server.app import RunningServer, create_server
 from pdp.server.service import DECISION_ID_HEADER
@@ -569,3 +569,24 @@ def test_cli_usage_lists_every_option(command: types.ModuleType) -> None:
     usage = found.group()
     expected = set(re.findall(r"--[a-z][a-z-]*", parser.format_usage()))
     assert set(re.findall(r"--[a-z][a-z-]*", usage)) == expected
+
+
+@pytest.mark.parametrize("command", [keys, users], ids=lambda m: m.__name__)
+def test_cli_usage_lists_every_action_and_its_options(command: types.ModuleType) -> None:
+    subparsers = argparse.ArgumentParser(prog="pdp").add_subparsers()
+    command.register(subparsers)
+    [(name, parser)] = subparsers.choices.items()
+    [actions] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    section = _section(API.read_text("utf-8"), 3, f"`pdp {name}`")
+    # One usage line per action, `    pdp NAME [--config FILE] ACTION ...`, maybe continued.
+    blocks = re.findall(rf"^    pdp {name} .*(?:\n     .*)*", section, flags=re.MULTILINE)
+    documented = {}
+    for block in blocks:
+        words = re.findall(r"[a-z][a-z_-]*", block.removeprefix(f"    pdp {name} "))
+        action = next(w for w in words if w in actions.choices)
+        documented[action] = set(re.findall(r"--[a-z][a-z-]*", block))
+    assert set(documented) == set(actions.choices)
+    for action, action_parser in actions.choices.items():
+        expected = set(re.findall(r"--[a-z][a-z-]*", action_parser.format_usage()))
+        expected |= set(re.findall(r"--[a-z][a-z-]*", parser.format_usage()))
+        assert documented[action] == expected, action
