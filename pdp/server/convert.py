@@ -130,7 +130,10 @@ def _struct(struct: Struct, budget: _Reading, where: str, depth: int) -> dict[st
         raise InvalidRequestError(f"{where} is nested more than {limits.max_depth} levels deep")
     quick = limits.max_string_bytes // 4  # shorter strings cannot be too long, even in UTF-8
     out: dict[str, Any] = {}
-    for key, value in struct.fields.items():
+    fields = struct.fields
+    # Keys, then lookups: the map's items() is a pure-Python generator, a microsecond slower.
+    for key in fields:
+        value = fields[key]
         if len(key) > quick:
             _check_string(key, limits, f"{where} key")
         kind = value.WhichOneof("kind")
